@@ -1,0 +1,61 @@
+# One entry point per job. Every target bootstraps .venv/ from requirements.lock when needed,
+# so on a fresh clone `make contract` and `make test` are the only commands you need.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv client check-client lint test contract mock bench bench-quick reliability lock browser-deps clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv: $(STAMP)  ## create .venv/ from the lock file
+
+client: $(STAMP)  ## regenerate generated_client/ from openapi/qiwi-bill-payments.yaml
+	$(BIN)/python scripts/regen_client.py
+
+check-client: $(STAMP)  ## fail if the committed generated_client/ differs from a fresh generation
+	$(BIN)/python scripts/regen_client.py --check
+
+lint: $(STAMP)  ## spec validation + ruff + mypy --strict (hand-written and generated code)
+	$(BIN)/python scripts/lint_spec.py
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy qiwi_bill qiwi_bill_mock scripts
+	$(BIN)/mypy --strict --config-file= generated_client/qiwi_bill_client
+
+test: $(STAMP)  ## unit, property, contract (dev profile), browser and quick reliability tests
+	$(BIN)/python -m pytest
+
+contract: $(STAMP)  ## the main job: the contract suite against the embedded mock, with a summary
+	$(BIN)/python -m contract_tests
+
+mock: $(STAMP)  ## run the mock on 127.0.0.1:8080 (pass ARGS="--port 0 ..." for more)
+	$(BIN)/qiwi-bill-mock $(ARGS)
+
+bench: $(STAMP)  ## full benchmark: bench/results/latest.{json,md,png}
+	$(BIN)/python -m bench $(ARGS)
+
+bench-quick: $(STAMP)  ## seconds-long benchmark smoke run (CI keeps the harness working)
+	$(BIN)/python -m bench --quick $(ARGS)
+
+reliability: $(STAMP)  ## load, race, fault and fuzz scenarios with a summary table
+	$(BIN)/python -m pytest -m slow tests/reliability -q $(ARGS)
+
+browser-deps:  ## install Debian's chromium (needs root; CI runs this)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+lock:  ## recompile requirements.lock from requirements.in (needs uv; in the lock itself)
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --generate-hashes --no-header --universal -o requirements.lock
+
+clean:  ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis reports artifacts

@@ -1,0 +1,191 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.bill import Bill
+from ...models.error import Error
+from ...types import Response
+
+
+def _get_kwargs(
+    bill_id: str,
+) -> dict[str, Any]:
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/partner/bill/v1/bills/{bill_id}/reject".format(
+            bill_id=quote(str(bill_id), safe=""),
+        ),
+    }
+
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Bill | Error | None:
+    if response.status_code == 200:
+        response_200 = Bill.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Error.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Error.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 404:
+        response_404 = Error.from_dict(response.json())
+
+        return response_404
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Bill | Error]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    bill_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Response[Bill | Error]:
+    """Cancel an unpaid bill
+
+     Moves a `WAITING` bill to `REJECTED`. Rejecting an already `REJECTED` bill returns it
+    unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
+    bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
+    answers 400 `validation.error`. The request has no body (the official Node SDK sends the
+    literal `null`, the .NET SDK an empty string; both are accepted).
+
+    Args:
+        bill_id (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Bill | Error]
+    """
+
+    kwargs = _get_kwargs(
+        bill_id=bill_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    bill_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Bill | Error | None:
+    """Cancel an unpaid bill
+
+     Moves a `WAITING` bill to `REJECTED`. Rejecting an already `REJECTED` bill returns it
+    unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
+    bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
+    answers 400 `validation.error`. The request has no body (the official Node SDK sends the
+    literal `null`, the .NET SDK an empty string; both are accepted).
+
+    Args:
+        bill_id (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Bill | Error
+    """
+
+    return sync_detailed(
+        bill_id=bill_id,
+        client=client,
+    ).parsed
+
+
+async def asyncio_detailed(
+    bill_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Response[Bill | Error]:
+    """Cancel an unpaid bill
+
+     Moves a `WAITING` bill to `REJECTED`. Rejecting an already `REJECTED` bill returns it
+    unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
+    bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
+    answers 400 `validation.error`. The request has no body (the official Node SDK sends the
+    literal `null`, the .NET SDK an empty string; both are accepted).
+
+    Args:
+        bill_id (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Bill | Error]
+    """
+
+    kwargs = _get_kwargs(
+        bill_id=bill_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    bill_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Bill | Error | None:
+    """Cancel an unpaid bill
+
+     Moves a `WAITING` bill to `REJECTED`. Rejecting an already `REJECTED` bill returns it
+    unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
+    bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
+    answers 400 `validation.error`. The request has no body (the official Node SDK sends the
+    literal `null`, the .NET SDK an empty string; both are accepted).
+
+    Args:
+        bill_id (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Bill | Error
+    """
+
+    return (
+        await asyncio_detailed(
+            bill_id=bill_id,
+            client=client,
+        )
+    ).parsed

@@ -1,0 +1,228 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.create_refund_request import CreateRefundRequest
+from ...models.error import Error
+from ...models.refund import Refund
+from ...types import Response
+
+
+def _get_kwargs(
+    bill_id: str,
+    refund_id: str,
+    *,
+    body: CreateRefundRequest,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    _kwargs: dict[str, Any] = {
+        "method": "put",
+        "url": "/partner/bill/v1/bills/{bill_id}/refunds/{refund_id}".format(
+            bill_id=quote(str(bill_id), safe=""),
+            refund_id=quote(str(refund_id), safe=""),
+        ),
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Error | Refund | None:
+    if response.status_code == 200:
+        response_200 = Refund.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Error.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Error.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 404:
+        response_404 = Error.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 409:
+        response_409 = Error.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 415:
+        response_415 = Error.from_dict(response.json())
+
+        return response_415
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Error | Refund]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    bill_id: str,
+    refund_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: CreateRefundRequest,
+) -> Response[Error | Refund]:
+    """Refund a paid bill, fully or in part
+
+     Refunds part or all of a `PAID` bill. The refunds' total never exceeds the bill amount;
+    the refund's status is `PARTIAL` until the total reaches the bill amount, then `FULL`.
+    Repeating the call with the same `refundId` and body returns the stored refund.
+
+    Args:
+        bill_id (str):
+        refund_id (str):
+        body (CreateRefundRequest): Body of `PUT .../refunds/{refundId}`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Error | Refund]
+    """
+
+    kwargs = _get_kwargs(
+        bill_id=bill_id,
+        refund_id=refund_id,
+        body=body,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    bill_id: str,
+    refund_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: CreateRefundRequest,
+) -> Error | Refund | None:
+    """Refund a paid bill, fully or in part
+
+     Refunds part or all of a `PAID` bill. The refunds' total never exceeds the bill amount;
+    the refund's status is `PARTIAL` until the total reaches the bill amount, then `FULL`.
+    Repeating the call with the same `refundId` and body returns the stored refund.
+
+    Args:
+        bill_id (str):
+        refund_id (str):
+        body (CreateRefundRequest): Body of `PUT .../refunds/{refundId}`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Error | Refund
+    """
+
+    return sync_detailed(
+        bill_id=bill_id,
+        refund_id=refund_id,
+        client=client,
+        body=body,
+    ).parsed
+
+
+async def asyncio_detailed(
+    bill_id: str,
+    refund_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: CreateRefundRequest,
+) -> Response[Error | Refund]:
+    """Refund a paid bill, fully or in part
+
+     Refunds part or all of a `PAID` bill. The refunds' total never exceeds the bill amount;
+    the refund's status is `PARTIAL` until the total reaches the bill amount, then `FULL`.
+    Repeating the call with the same `refundId` and body returns the stored refund.
+
+    Args:
+        bill_id (str):
+        refund_id (str):
+        body (CreateRefundRequest): Body of `PUT .../refunds/{refundId}`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Error | Refund]
+    """
+
+    kwargs = _get_kwargs(
+        bill_id=bill_id,
+        refund_id=refund_id,
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    bill_id: str,
+    refund_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: CreateRefundRequest,
+) -> Error | Refund | None:
+    """Refund a paid bill, fully or in part
+
+     Refunds part or all of a `PAID` bill. The refunds' total never exceeds the bill amount;
+    the refund's status is `PARTIAL` until the total reaches the bill amount, then `FULL`.
+    Repeating the call with the same `refundId` and body returns the stored refund.
+
+    Args:
+        bill_id (str):
+        refund_id (str):
+        body (CreateRefundRequest): Body of `PUT .../refunds/{refundId}`.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Error | Refund
+    """
+
+    return (
+        await asyncio_detailed(
+            bill_id=bill_id,
+            refund_id=refund_id,
+            client=client,
+            body=body,
+        )
+    ).parsed

@@ -1,0 +1,1 @@
+"""Hand-written helpers for the QIWI bill-payments API (see issue 3)."""
