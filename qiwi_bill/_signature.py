@@ -1,0 +1,210 @@
+"""Notification signatures: ``X-Api-Signature-SHA256`` = HMAC-SHA256 over five bill fields.
+
+QIWI's rule (API doc, "Уведомления"; the same in the P2P docs; reproduced by all four official SDKs):
+
+* message ``{amount.currency}|{amount.value}|{billId}|{siteId}|{status.value}``;
+* ``amount.value`` with exactly two decimals (``1`` signs as ``1.00``: the official test vector only verifies
+  that way), see :func:`qiwi_bill.normalize_amount`;
+* key: the merchant's secret key string as UTF-8 bytes, as given (no base64 or hex decoding -- the bugs of
+  glQiwiApi and aioqiwi);
+* lowercase hex digest in the header.
+
+The comparison is constant-time (``hmac.compare_digest`` on the raw 32 bytes); none of the official SDKs does
+that. Upper-case hex is accepted too (header case carries no secret).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from ._errors import InvalidFieldError, InvalidNotificationError
+from ._money import normalize_amount
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "NotificationInput",
+    "SignatureHeaderInput",
+    "compute_signature",
+    "signature_message",
+    "verify_signature",
+]
+
+#: The notification header carrying the signature. Header names are case-insensitive (PHP sees
+#: ``X-Api-Signature-Sha256``, bill-payments-php-sdk#26).
+SIGNATURE_HEADER = "X-Api-Signature-SHA256"
+_HEADER_LOWER = SIGNATURE_HEADER.lower()
+
+NotificationInput = Mapping[str, Any] | bytes | bytearray | memoryview | str
+"""A notification: the raw body (``bytes``/``str`` JSON) or a decoded mapping, with or without ``{"bill": ...}``.
+Objects with a ``to_dict()`` method (the generated ``BillNotification`` / ``NotificationBill``) work too."""
+
+SignatureHeaderInput = str | bytes | Mapping[str, str] | None
+"""The header value, or the request's headers (any mapping; looked up case-insensitively), or ``None``."""
+
+
+def _key(secret: str | bytes) -> bytes:
+    if isinstance(secret, str):
+        if secret:
+            return secret.encode()
+    elif isinstance(secret, bytes) and secret:
+        return secret
+    # Never echo the value: it is the merchant's secret key.
+    raise InvalidFieldError("secret", "the secret key must be a non-empty str or bytes")
+
+
+def _bill(notification: object) -> Mapping[str, Any]:
+    """The ``bill`` object of a notification in any accepted form."""
+    if isinstance(notification, Mapping):
+        data: object = notification
+    elif isinstance(notification, bytes | bytearray | memoryview | str):
+        try:
+            # Decimal for JSON numbers: `2.42` must sign as written, not as a binary float.
+            data = json.loads(
+                bytes(notification) if isinstance(notification, memoryview) else notification, parse_float=Decimal
+            )
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise InvalidNotificationError("body", "not valid UTF-8 JSON") from None
+    elif callable(getattr(notification, "to_dict", None)):
+        data = notification.to_dict()  # type: ignore[attr-defined]
+    else:
+        raise InvalidNotificationError("body", f"expected bytes, str or a mapping, got {type(notification).__name__}")
+    if not isinstance(data, Mapping):
+        raise InvalidNotificationError("body", "expected a JSON object")
+    bill = data.get("bill", data)
+    if not isinstance(bill, Mapping):
+        raise InvalidNotificationError("bill", "expected an object")
+    return bill
+
+
+def _text(container: Mapping[str, Any], key: str, path: str) -> str:
+    value = container.get(key)
+    if type(value) is not str:
+        if value is None:
+            raise InvalidNotificationError(path, "missing")
+        raise InvalidNotificationError(path, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def signature_message(notification: NotificationInput) -> str:
+    """The exact text QIWI signs for this notification, e.g. ``RUB|1.00|test_bill|test|PAID``.
+
+    Raises:
+        InvalidNotificationError: The body is not JSON, or a signed field is missing or has the wrong type.
+    """
+    bill = _bill(notification)
+    amount = bill.get("amount")
+    status = bill.get("status")
+    if not isinstance(amount, Mapping):
+        raise InvalidNotificationError("bill.amount", "missing or not an object")
+    if not isinstance(status, Mapping):
+        raise InvalidNotificationError("bill.status", "missing or not an object")
+    value = amount.get("value")
+    if value is None:
+        raise InvalidNotificationError("bill.amount.value", "missing")
+    try:
+        value_text = normalize_amount(value, field="bill.amount.value")
+    except InvalidFieldError:
+        # Do not echo the value: messages about untrusted bodies end up in logs.
+        raise InvalidNotificationError("bill.amount.value", "not a finite decimal number") from None
+    return (
+        f"{_text(amount, 'currency', 'bill.amount.currency')}|{value_text}|{_text(bill, 'billId', 'bill.billId')}"
+        f"|{_text(bill, 'siteId', 'bill.siteId')}|{_text(status, 'value', 'bill.status.value')}"
+    )
+
+
+def compute_signature(notification: NotificationInput, *, secret: str | bytes) -> str:
+    """Sign a notification the way QIWI does: the lowercase hex ``X-Api-Signature-SHA256`` value.
+
+    >>> compute_signature({"bill": {"siteId": "test", "billId": "test_bill", "amount": {"value": 1, "currency": "RUB"},
+    ...                    "status": {"value": "PAID"}}}, secret="test-merchant-secret-for-signature-check")
+    '07e0ebb10916d97760c196034105d010607a6c6b7d72bfa1c3451448ac484a3b'
+
+    Args:
+        notification: The body as ``bytes``/``str`` JSON or a mapping, with or without the ``{"bill": ...}``
+            envelope (or a generated model with ``to_dict()``).
+        secret: The merchant's secret key (the same key as the API's Bearer token).
+
+    Returns:
+        64 lowercase hex digits.
+
+    Raises:
+        InvalidNotificationError: The body is not JSON, or a signed field is missing or has the wrong type.
+        InvalidFieldError: ``secret`` is empty.
+    """
+    key = _key(secret)
+    return hmac.digest(key, signature_message(notification).encode(), "sha256").hex()
+
+
+def _header_value(signature_header: SignatureHeaderInput) -> str | bytes | None:
+    if signature_header is None or isinstance(signature_header, str | bytes):
+        return signature_header
+    if isinstance(signature_header, Mapping):
+        # Case-insensitive mappings (Starlette, httpx, Django, requests) answer directly; plain dicts are scanned.
+        for name in (SIGNATURE_HEADER, _HEADER_LOWER):
+            value = signature_header.get(name)
+            if value is not None:
+                return value
+        for name, value in signature_header.items():
+            if (
+                isinstance(name, str | bytes)
+                and (name.decode("latin-1") if isinstance(name, bytes) else name).lower() == _HEADER_LOWER
+            ):
+                return value
+        return None
+    return None
+
+
+def _signature_bytes(signature_header: SignatureHeaderInput) -> bytes | None:
+    """The 32 signature bytes, or ``None`` for a missing or malformed header (never raises)."""
+    value = _header_value(signature_header)
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    # 64 characters that are all hex: bytes.fromhex alone would also skip inner spaces.
+    if len(value) != 64 or not value.isascii() or not value.isalnum():
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
+
+def verify_signature(
+    notification: NotificationInput, signature_header: SignatureHeaderInput, *, secret: str | bytes
+) -> bool:
+    """Check a notification's ``X-Api-Signature-SHA256`` in constant time.
+
+    Never raises for bad input from the network: a missing, empty, wrong-length, non-hex or non-ASCII header, or
+    a body that is not a readable notification, gives ``False``. Upper- and lower-case hex are both accepted.
+
+    Args:
+        notification: The body as ``bytes``/``str`` JSON or a mapping, with or without ``{"bill": ...}``. Pass the
+            raw body when you have it.
+        signature_header: The header's value, or the whole headers mapping (looked up case-insensitively).
+        secret: The merchant's secret key.
+
+    Returns:
+        ``True`` only if the signature matches.
+
+    Raises:
+        InvalidFieldError: ``secret`` is empty (a configuration error, not bad input).
+    """
+    key = _key(secret)
+    received = _signature_bytes(signature_header)
+    if received is None:
+        return False
+    try:
+        message = signature_message(notification)
+    except InvalidNotificationError:
+        return False
+    # Compare the raw bytes with hmac.compare_digest: time does not depend on where the first difference is.
+    return hmac.compare_digest(hmac.digest(key, message.encode(), "sha256"), received)
