@@ -1,0 +1,217 @@
+/*
+ * QIWI Checkout Popup, as served by qiwi-bill-mock at /popup/v1.js.
+ *
+ * The same API as https://oplata.qiwi.com/popup/v1.js (API doc, "Checkout Popup";
+ * QIWI-API/bill-payments-popup-js-sdk README):
+ *
+ *   QiwiCheckout.createInvoice({publicKey, amount, billId?, phone?, email?, account?, comment?,
+ *                               customFields?, lifetime?})
+ *   QiwiCheckout.openInvoice({payUrl})
+ *
+ * Each opens the mock's payment form in an overlay iframe and returns a Promise that resolves with the params it
+ * was given once the bill is paid, and rejects with {reason: "PAYMENT_FAILED"} if the bill is rejected, expired or
+ * cannot be opened, or with {reason: "POPUP_CLOSED"} if the customer closes the popup first. As in the real popup,
+ * the overlay closes itself 2 seconds after a payment or an error. Missing or unusable params reject with an
+ * Error (the real SDK throws Error("params") / Error("payUrl")).
+ *
+ * The page in the iframe reports the outcome with postMessage; only messages from that iframe are trusted.
+ * Nothing here is loaded from anywhere but the mock that served this file.
+ */
+(function (global) {
+  "use strict";
+
+  var script = document.currentScript;
+  // The mock's base URL: where this very file came from, minus "/popup/v1.js" (keeps a path prefix if any).
+  var BASE = script && script.src ? script.src.replace(/\/popup\/v1\.js(?:[?#].*)?$/, "") : "";
+  var CLOSE_DELAY_MS = 2000;
+  var MOSCOW_OFFSET_MS = 3 * 60 * 60 * 1000;
+  var current = null;
+
+  function pad(number) {
+    return (number < 10 ? "0" : "") + number;
+  }
+
+  // The form's lifetime is YYYY-MM-DDTHHmm in Moscow time (UTC+3, no DST since 2014). A Date is converted; a
+  // string is passed through unchanged, so the mock can tell the merchant when it is malformed.
+  function formatLifetime(value) {
+    if (!(value instanceof Date)) {
+      return String(value);
+    }
+    var moscow = new Date(value.getTime() + MOSCOW_OFFSET_MS);
+    return (
+      moscow.getUTCFullYear() + "-" + pad(moscow.getUTCMonth() + 1) + "-" + pad(moscow.getUTCDate()) +
+      "T" + pad(moscow.getUTCHours()) + pad(moscow.getUTCMinutes())
+    );
+  }
+
+  function createQuery(params) {
+    var query = new URLSearchParams();
+    Object.keys(params).forEach(function (key) {
+      var value = params[key];
+      if (value === undefined || value === null || value === "") {
+        return;
+      }
+      if (key === "customFields" && typeof value === "object") {
+        Object.keys(value).forEach(function (name) {
+          query.append("customFields[" + name + "]", String(value[name]));
+        });
+      } else if (key === "lifetime") {
+        query.append(key, formatLifetime(value));
+      } else if (key !== "successUrl") {
+        // successUrl is dropped: inside the popup the customer stays on the merchant's page.
+        query.append(key, String(value));
+      }
+    });
+    // What the real popup adds to its iframe URL (bill-payments-popup-js-sdk, CheckoutIframe.js).
+    query.append("embedded", "true");
+    query.append("billref", "popup");
+    return query.toString();
+  }
+
+  function close(reason) {
+    var popup = current;
+    if (!popup) {
+      return;
+    }
+    current = null;
+    global.removeEventListener("message", popup.onMessage);
+    document.removeEventListener("keydown", popup.onKey);
+    if (popup.overlay.parentNode) {
+      popup.overlay.parentNode.removeChild(popup.overlay);
+    }
+    if (reason) {
+      popup.settle(false, { reason: reason });
+    }
+  }
+
+  function show(src, params) {
+    close("POPUP_CLOSED");
+    return new Promise(function (resolve, reject) {
+      var settled = false;
+      var frameOrigin = new URL(src, global.location.href).origin;
+
+      var overlay = document.createElement("div");
+      overlay.id = "qiwi-checkout-popup";
+      overlay.setAttribute("role", "dialog");
+      overlay.setAttribute("aria-modal", "true");
+      overlay.setAttribute("aria-label", "QIWI payment");
+      overlay.style.cssText =
+        "position:fixed;inset:0;z-index:100000;display:flex;align-items:center;justify-content:center;" +
+        "background:rgba(15,23,42,.55)";
+
+      var box = document.createElement("div");
+      box.style.cssText =
+        "position:relative;width:480px;max-width:100%;height:680px;max-height:100%;background:#fff;" +
+        "border-radius:12px;overflow:hidden;box-shadow:0 12px 40px rgba(0,0,0,.3)";
+
+      var button = document.createElement("button");
+      button.type = "button";
+      button.id = "qiwi-checkout-close";
+      button.setAttribute("aria-label", "Close");
+      button.textContent = "\u2715";
+      button.style.cssText =
+        "position:absolute;top:8px;right:8px;z-index:2;border:0;background:transparent;font-size:18px;" +
+        "color:#6b7280;cursor:pointer;padding:6px 10px";
+
+      var frame = document.createElement("iframe");
+      frame.id = "qiwi-checkout-frame";
+      frame.title = "QIWI payment form";
+      frame.src = src;
+      frame.style.cssText = "border:0;width:100%;height:100%;display:block";
+
+      var popup = {
+        overlay: overlay,
+        settle: function (ok, value) {
+          if (settled) {
+            return;
+          }
+          settled = true;
+          if (ok) {
+            resolve(value);
+          } else {
+            reject(value);
+          }
+        },
+        onMessage: function (event) {
+          // Trust only the mock's page in our own iframe.
+          if (event.source !== frame.contentWindow || event.origin !== frameOrigin) {
+            return;
+          }
+          var data = event.data || {};
+          if (data.source !== "qiwi-bill-mock") {
+            return;
+          }
+          if (data.event === "paid") {
+            popup.settle(true, params);
+          } else if (data.event === "failed") {
+            popup.settle(false, { reason: "PAYMENT_FAILED" });
+          } else {
+            return;
+          }
+          global.setTimeout(function () {
+            if (current === popup) {
+              close(null);
+            }
+          }, CLOSE_DELAY_MS);
+        },
+        onKey: function (event) {
+          if (event.key === "Escape") {
+            close("POPUP_CLOSED");
+          }
+        },
+      };
+
+      button.addEventListener("click", function () {
+        close("POPUP_CLOSED");
+      });
+      overlay.addEventListener("click", function (event) {
+        if (event.target === overlay) {
+          close("POPUP_CLOSED");
+        }
+      });
+      global.addEventListener("message", popup.onMessage);
+      document.addEventListener("keydown", popup.onKey);
+
+      box.appendChild(button);
+      box.appendChild(frame);
+      overlay.appendChild(box);
+      document.body.appendChild(overlay);
+      current = popup;
+    });
+  }
+
+  function createInvoice(params) {
+    params = params || {};
+    if (!params.publicKey || params.amount === undefined || params.amount === null || params.amount === "") {
+      return Promise.reject(new Error("params: QiwiCheckout.createInvoice needs publicKey and amount"));
+    }
+    return show(BASE + "/create?" + createQuery(params), params);
+  }
+
+  function openInvoice(params) {
+    params = params || {};
+    var url;
+    try {
+      url = new URL(params.payUrl, global.location.href);
+    } catch (error) {
+      return Promise.reject(new Error("payUrl: QiwiCheckout.openInvoice needs the bill's payUrl"));
+    }
+    // The popup SDK accepts both spellings of the id (invoiceUid in the doc, invoice_uid in real payUrls).
+    if (!url.searchParams.get("invoiceUid") && !url.searchParams.get("invoice_uid")) {
+      return Promise.reject(new Error("payUrl: no invoiceUid in " + url.href));
+    }
+    url.searchParams.delete("successUrl");
+    url.searchParams.set("embedded", "true");
+    url.searchParams.set("billref", "popup");
+    return show(url.href, params);
+  }
+
+  global.QiwiCheckout = {
+    createInvoice: createInvoice,
+    openInvoice: openInvoice,
+    /** Close an open popup; its promise rejects with {reason: "POPUP_CLOSED"}. (Mock-only helper.) */
+    close: function () {
+      close("POPUP_CLOSED");
+    },
+  };
+})(window);
