@@ -1,0 +1,820 @@
+"""The mock's state machine and its SQLite persistence (standard library only, no HTTP imports).
+
+Bills move `WAITING → PAID | REJECTED | EXPIRED` (only `WAITING` is not final, bill-payments-docs
+status table); `PAID` bills take refunds, `PARTIAL` until their sum reaches the bill amount, then
+`FULL`. A status change that must notify the merchant writes its outbox row in the SAME
+transaction, so a committed `PAID` always has its notification (the notifier delivers it).
+
+Persistence: one SQLite connection per `Store` (one per worker process), in memory by default or a
+file (`Settings.db_path`) in WAL mode with `synchronous=NORMAL`, which survives `kill -9`. Every
+read-modify-write runs in `BEGIN IMMEDIATE`, so several worker processes on one file stay correct
+(one bill per `billId`, refunds never beyond the bill amount, one final status). A method that
+returns has committed.
+
+Store API (used by the HTTP layer, the `/_mock/` controls and the payment pages):
+
+```python
+store = Store(settings, clock=None, id_factory=None)    # clock() -> aware datetime; id_factory() -> str
+store.now() -> datetime                                 # the mock clock (clock() + advanced offset)
+store.advance_clock(seconds) -> datetime
+store.create_bill(site_id, bill_id, draft: BillDraft) -> tuple[Bill, bool]   # (bill, created?)
+store.get_bill(site_id, bill_id) -> Bill | None         # applies lazy expiry
+store.get_bill_any_merchant(bill_id) -> Bill | None     # only for the `skip_auth_on_get` broken mode
+store.get_bill_by_invoice_uid(invoice_uid) -> Bill | None   # payment pages (`payUrl` carries the uid)
+store.pay_bill(site_id, bill_id, pay_source=None) -> Bill   # the ONE pay path (controls and pages)
+store.reject_bill(site_id, bill_id) -> Bill
+store.expire_bill(site_id, bill_id) -> Bill
+store.create_refund(site_id, bill_id, refund_id, amount=Decimal, currency=str) -> tuple[Refund, bool]
+store.get_refund(site_id, bill_id, refund_id) -> Refund | None
+store.sweep_expired() -> int                            # the sweeper: expire overdue WAITING bills
+store.reset(site_id) -> None                            # forget a merchant's data, reset the clock
+store.list_deliveries(site_id, bill_id=None) -> list[dict]  # notification outbox + attempts
+store.add_outbox_listener(callback)                     # called after a commit that queued a notification
+```
+
+For the form-create flow, look the merchant up with `settings.merchant_by_public_key(key)` and
+call `create_bill(merchant.site_id, bill_id, BillDraft(...))`. `Bill.pay_source` is set by
+`pay_bill`. Failures raise `StoreError` subclasses: `BillNotFound`, `RefundNotFound`,
+`DraftInvalid` (`.cause` maps field → messages), `BillConflict`, `RefundConflict`,
+`WrongBillStatus` (`.status`), `IncorrectRefundAmount`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from attrs import define, field
+
+from qiwi_bill_mock.settings import Settings
+from qiwi_bill_mock.wire import dumps, format_timestamp, notification_body, to_micros
+
+__all__ = [
+    "PAY_SOURCES",
+    "Bill",
+    "BillConflict",
+    "BillDraft",
+    "BillNotFound",
+    "Delivery",
+    "DraftInvalid",
+    "IncorrectRefundAmount",
+    "Refund",
+    "RefundConflict",
+    "RefundNotFound",
+    "Store",
+    "StoreError",
+    "WrongBillStatus",
+]
+
+#: `paySource` values of the payment form (Kassa docs: qw, card, mobile, sovest).
+PAY_SOURCES = frozenset({"qw", "card", "mobile", "sovest"})
+
+_MAX_AMOUNT = Decimal("999999.99")  # "Number(6.2)" [doc]
+_CENT = Decimal("0.01")
+
+
+class StoreError(Exception):
+    """Base of the store's refusals (each maps to one QIWI error in the HTTP layer)."""
+
+
+class BillNotFound(StoreError):
+    """No such bill for this merchant."""
+
+
+class RefundNotFound(StoreError):
+    """No such refund on this bill."""
+
+
+class BillConflict(StoreError):
+    """Strict idempotency: the `billId` exists with a different body."""
+
+
+class RefundConflict(StoreError):
+    """The `refundId` exists on this bill with a different amount."""
+
+
+class DraftInvalid(StoreError):
+    """A bill draft breaks a rule; `cause` maps field → messages (QIWI's `validation.error` shape)."""
+
+    def __init__(self, cause: Mapping[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in cause.items()))
+        self.cause = dict(cause)
+
+
+class WrongBillStatus(StoreError):
+    """The bill's status does not allow the action (reject a PAID bill, refund a WAITING one...)."""
+
+    def __init__(self, status: str, action: str) -> None:
+        super().__init__(f"cannot {action} a bill in status {status}")
+        self.status = status
+        self.action = action
+
+
+class IncorrectRefundAmount(StoreError):
+    """Refund amount not positive, beyond what remains, or in another currency (`refund.incorrect.amount`)."""
+
+
+@define(frozen=True, kw_only=True)
+class BillDraft:
+    """A validated create request.
+
+    Args:
+        amount: Exact amount, more than 0, at most 999999.99, at most 2 decimals.
+        currency: ISO 4217 code; must be in `Settings.accepted_currencies`.
+        expiration: Aware datetime; must lie in the future of the mock clock.
+        expiration_text: How `expirationDateTime` is echoed back (the offset and precision sent).
+        comment: Optional comment (≤ 255 characters).
+        customer: `phone` / `email` / `account` strings; empty means none.
+        custom_fields: Free-form string values; empty means none.
+    """
+
+    amount: Decimal
+    currency: str
+    expiration: datetime
+    expiration_text: str
+    comment: str | None = None
+    customer: Mapping[str, str] = field(factory=dict)
+    custom_fields: Mapping[str, str] = field(factory=dict)
+
+    def fingerprint(self) -> str:
+        """Digest of what the merchant asked for (compares repeated creates)."""
+        canonical = json.dumps(
+            [
+                str(self.amount.quantize(_CENT)),
+                self.currency,
+                to_micros(self.expiration),
+                self.comment,
+                dict(sorted(self.customer.items())),
+                dict(sorted(self.custom_fields.items())),
+            ],
+            ensure_ascii=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@define(frozen=True, kw_only=True)
+class Bill:
+    """A stored bill. Times are integer microseconds since the epoch (server times are whole ms)."""
+
+    site_id: str
+    bill_id: str
+    invoice_uid: str
+    amount: Decimal
+    currency: str
+    status: str
+    created_us: int
+    changed_us: int
+    expires_us: int
+    expiration_text: str
+    comment: str | None
+    customer: Mapping[str, str]
+    custom_fields: Mapping[str, str]
+    pay_source: str | None
+    refunded: Decimal
+
+
+@define(frozen=True, kw_only=True)
+class Refund:
+    """A stored refund."""
+
+    site_id: str
+    bill_id: str
+    refund_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    created_us: int
+
+
+@define(frozen=True, kw_only=True)
+class Delivery:
+    """A notification claimed for one delivery attempt."""
+
+    id: int
+    site_id: str
+    bill_id: str
+    event_status: str
+    url: str
+    body: bytes
+    attempts: int
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bills (
+    site_id TEXT NOT NULL,
+    bill_id TEXT NOT NULL,
+    invoice_uid TEXT NOT NULL UNIQUE,
+    currency TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    changed_us INTEGER NOT NULL,
+    expires_us INTEGER NOT NULL,
+    expiration_text TEXT NOT NULL,
+    details TEXT NOT NULL,
+    pay_source TEXT,
+    refunded TEXT NOT NULL DEFAULT '0.00',
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (site_id, bill_id)
+);
+CREATE INDEX IF NOT EXISTS bills_waiting ON bills (status, expires_us);
+CREATE TABLE IF NOT EXISTS refunds (
+    site_id TEXT NOT NULL,
+    bill_id TEXT NOT NULL,
+    refund_id TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    PRIMARY KEY (site_id, bill_id, refund_id)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site_id TEXT NOT NULL,
+    bill_id TEXT NOT NULL,
+    event_status TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_us INTEGER NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,
+    created_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_us);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    status_code INTEGER,
+    latency_ms REAL NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_BILL_COLUMNS = (
+    "site_id, bill_id, invoice_uid, currency, amount, status, created_us, changed_us, expires_us, "
+    "expiration_text, details, pay_source, refunded"
+)
+
+
+def _default_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _truncate_ms(micros: int) -> int:
+    return micros - micros % 1000
+
+
+class Store:
+    """Bills, refunds, the notification outbox and the mock clock, in SQLite.
+
+    Args:
+        settings: Merchants, notification statuses, currencies, expiry lag, retry schedule.
+        clock: Returns the current aware datetime; `/_mock/clock/advance` adds an offset to it.
+        id_factory: Returns a new unique id (invoice uids); default a random UUID string.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock or _default_clock
+        self._new_id = id_factory or _default_id
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[], None]] = []
+        self._lag_us = int(settings.expiry_lag * settings.time_scale * 1_000_000)
+        path = settings.db_path or ":memory:"
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._conn.execute("PRAGMA busy_timeout = 30000")
+        if settings.db_path:
+            # WAL: readers never block the writer; NORMAL: a commit survives kill -9 (not power loss).
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._schema_ready = False
+        self._queued = False
+        self._closed = False
+        with self._write():
+            pass  # creates the schema
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One `BEGIN IMMEDIATE` transaction: committed when the block exits, rolled back on error."""
+        notify = False
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not self._schema_ready:
+                    for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                        conn.execute(statement)
+                    self._schema_ready = True
+                self._queued = False
+                yield conn
+                notify = self._queued
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        if notify:
+            for listener in list(self._listeners):
+                listener()
+
+    def _offset_us(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'clock_offset_us'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _now_us(self, conn: sqlite3.Connection) -> int:
+        return to_micros(self._clock()) + self._offset_us(conn)
+
+    def add_outbox_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (from the committing thread) after any commit that queued a notification."""
+        self._listeners.append(callback)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    # -- clock ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The mock clock: the injected clock plus every `advance_clock`."""
+        with self._lock:
+            return self._clock() + timedelta(microseconds=self._offset_us(self._conn))
+
+    def advance_clock(self, seconds: float) -> datetime:
+        """Move the mock clock forward (shared by every worker on one database file)."""
+        if not seconds >= 0:
+            raise ValueError("seconds must be a non-negative number")
+        delta = int(Decimal(str(seconds)) * 1_000_000)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('clock_offset_us', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+                (delta,),
+            )
+        return self.now()
+
+    # -- bills ------------------------------------------------------------------------------
+
+    def _row_to_bill(self, row: tuple[Any, ...]) -> Bill:
+        details = json.loads(row[10])
+        return Bill(
+            site_id=row[0],
+            bill_id=row[1],
+            invoice_uid=row[2],
+            currency=row[3],
+            amount=Decimal(row[4]),
+            status=row[5],
+            created_us=row[6],
+            changed_us=row[7],
+            expires_us=row[8],
+            expiration_text=row[9],
+            comment=details.get("comment"),
+            customer=details.get("customer") or {},
+            custom_fields=details.get("customFields") or {},
+            pay_source=row[11],
+            refunded=Decimal(row[12]),
+        )
+
+    def _select(self, conn: sqlite3.Connection, site_id: str, bill_id: str) -> Bill | None:
+        row = conn.execute(
+            f"SELECT {_BILL_COLUMNS} FROM bills WHERE site_id = ? AND bill_id = ?", (site_id, bill_id)
+        ).fetchone()
+        return self._row_to_bill(row) if row else None
+
+    def _overdue(self, bill: Bill, now_us: int) -> bool:
+        return bill.status == "WAITING" and now_us >= bill.expires_us + self._lag_us
+
+    def _set_status(
+        self, conn: sqlite3.Connection, bill: Bill, status: str, changed_us: int, *, pay_source: str | None = None
+    ) -> Bill:
+        """Change the status and queue the notification in the same transaction."""
+        conn.execute(
+            "UPDATE bills SET status = ?, changed_us = ?, pay_source = COALESCE(?, pay_source) "
+            "WHERE site_id = ? AND bill_id = ?",
+            (status, changed_us, pay_source, bill.site_id, bill.bill_id),
+        )
+        updated = self._select(conn, bill.site_id, bill.bill_id)
+        assert updated is not None
+        self._queue_notification(conn, updated)
+        return updated
+
+    def _queue_notification(self, conn: sqlite3.Connection, bill: Bill) -> None:
+        if bill.status not in self.settings.notify_statuses:
+            return
+        merchant = self.settings.merchant_by_site_id(bill.site_id)
+        if merchant is None or not merchant.notify_url:
+            return
+        now_us = self._now_us(conn)
+        conn.execute(
+            "INSERT INTO outbox (site_id, bill_id, event_status, url, body, state, next_us, created_us) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+            (
+                bill.site_id,
+                bill.bill_id,
+                bill.status,
+                merchant.notify_url,
+                dumps(notification_body(bill)),
+                now_us,
+                now_us,
+            ),
+        )
+        self._queued = True
+
+    def _expire_if_overdue(self, conn: sqlite3.Connection, bill: Bill, now_us: int) -> Bill:
+        if not self._overdue(bill, now_us):
+            return bill
+        # The successor's EXPIRED example sets changedDateTime to expirationDateTime [doc, successor].
+        return self._set_status(conn, bill, "EXPIRED", _truncate_ms(bill.expires_us))
+
+    def check_draft(self, draft: BillDraft) -> None:
+        """Raise `DraftInvalid` unless the draft obeys the rules the schema cannot express."""
+        cause: dict[str, list[str]] = {}
+        amount = draft.amount
+        if not amount.is_finite() or amount <= 0 or amount > _MAX_AMOUNT or amount != amount.quantize(_CENT):
+            cause["amount.value"] = ["must be more than 0 and at most 999999.99, with at most 2 decimals"]
+        if draft.currency not in self.settings.accepted_currencies:
+            accepted = ", ".join(sorted(self.settings.accepted_currencies))
+            cause["amount.currency"] = [f"currency is not accepted (accepted: {accepted})"]
+        if to_micros(draft.expiration) <= to_micros(self.now()):
+            cause["expirationDateTime"] = ["must be in the future"]
+        if draft.comment is not None and len(draft.comment) > 255:
+            cause["comment"] = ["size must be between 0 and 255"]
+        for key, value in draft.custom_fields.items():
+            if len(value) > 255:
+                cause[f"customFields.{key}"] = ["size must be between 0 and 255"]
+        if cause:
+            raise DraftInvalid(cause)
+
+    def create_bill(self, site_id: str, bill_id: str, draft: BillDraft) -> tuple[Bill, bool]:
+        """Issue a bill, or return the stored one for a repeated `billId` (logically idempotent).
+
+        Returns:
+            The bill and whether it was created now.
+
+        Raises:
+            DraftInvalid: the draft breaks a rule (checked before anything is stored).
+            BillConflict: strict idempotency is on and the stored bill was created from another body.
+        """
+        fingerprint = draft.fingerprint()
+        with self._write() as conn:
+            existing = self._select(conn, site_id, bill_id)
+            if existing is None:
+                self.check_draft(draft)
+                now_us = _truncate_ms(self._now_us(conn))
+                details = {"comment": draft.comment, "customer": dict(draft.customer)}
+                details["customFields"] = dict(draft.custom_fields)
+                conn.execute(
+                    f"INSERT INTO bills ({_BILL_COLUMNS}, fingerprint) VALUES (?, ?, ?, ?, ?, 'WAITING', ?, ?, ?, ?, ?, "
+                    "NULL, '0.00', ?)",
+                    (
+                        site_id,
+                        bill_id,
+                        self._new_id(),
+                        draft.currency,
+                        str(draft.amount.quantize(_CENT)),
+                        now_us,
+                        now_us,
+                        to_micros(draft.expiration),
+                        draft.expiration_text,
+                        json.dumps(details, ensure_ascii=False),
+                        fingerprint,
+                    ),
+                )
+                created = self._select(conn, site_id, bill_id)
+                assert created is not None
+                return created, True
+            if self.settings.strict_idempotency:
+                stored = conn.execute(
+                    "SELECT fingerprint FROM bills WHERE site_id = ? AND bill_id = ?", (site_id, bill_id)
+                ).fetchone()[0]
+                if stored != fingerprint:
+                    raise BillConflict(f"bill {bill_id!r} already exists with other parameters")
+            return self._expire_if_overdue(conn, existing, self._now_us(conn)), False
+
+    def _read_bill(self, site_id: str, bill_id: str) -> Bill | None:
+        with self._lock:
+            bill = self._select(self._conn, site_id, bill_id)
+            if bill is None or not self._overdue(bill, self._now_us(self._conn)):
+                return bill
+        with self._write() as conn:
+            bill = self._select(conn, site_id, bill_id)
+            return None if bill is None else self._expire_if_overdue(conn, bill, self._now_us(conn))
+
+    def get_bill(self, site_id: str, bill_id: str) -> Bill | None:
+        """The bill in its current status (moved to EXPIRED first if it is overdue)."""
+        return self._read_bill(site_id, bill_id)
+
+    def get_bill_any_merchant(self, bill_id: str) -> Bill | None:
+        """First bill with this id, whoever owns it (only the `skip_auth_on_get` broken mode uses this)."""
+        with self._lock:
+            row = self._conn.execute("SELECT site_id FROM bills WHERE bill_id = ? LIMIT 1", (bill_id,)).fetchone()
+        return self._read_bill(row[0], bill_id) if row else None
+
+    def get_bill_by_invoice_uid(self, invoice_uid: str) -> Bill | None:
+        """The bill behind a `payUrl` (`?invoice_uid=`), for the payment pages."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT site_id, bill_id FROM bills WHERE invoice_uid = ?", (invoice_uid,)
+            ).fetchone()
+        return self._read_bill(row[0], row[1]) if row else None
+
+    def _transition(self, site_id: str, bill_id: str, action: str, target: str, pay_source: str | None) -> Bill:
+        with self._write() as conn:
+            bill = self._select(conn, site_id, bill_id)
+            if bill is None:
+                raise BillNotFound(bill_id)
+            now_us = self._now_us(conn)
+            bill = self._expire_if_overdue(conn, bill, now_us)
+            if bill.status == target:
+                return bill  # repeating a transition is idempotent
+            if bill.status != "WAITING":
+                raise WrongBillStatus(bill.status, action)
+            return self._set_status(conn, bill, target, _truncate_ms(now_us), pay_source=pay_source)
+
+    def pay_bill(self, site_id: str, bill_id: str, *, pay_source: str | None = None) -> Bill:
+        """Mark a WAITING bill PAID (and queue its notification). Paying a PAID bill returns it.
+
+        Raises:
+            BillNotFound: no such bill.
+            WrongBillStatus: the bill is REJECTED or EXPIRED.
+            ValueError: `pay_source` is not one of `PAY_SOURCES`.
+        """
+        if pay_source is not None and pay_source not in PAY_SOURCES:
+            raise ValueError(f"paySource must be one of {', '.join(sorted(PAY_SOURCES))}")
+        return self._transition(site_id, bill_id, "pay", "PAID", pay_source)
+
+    def reject_bill(self, site_id: str, bill_id: str) -> Bill:
+        """Cancel a WAITING bill; a REJECTED bill returns itself (inferred from the successor's idempotence).
+
+        Raises:
+            BillNotFound: no such bill.
+            WrongBillStatus: the bill is PAID ("you can only refund", node SDK #32) or EXPIRED.
+        """
+        return self._transition(site_id, bill_id, "reject", "REJECTED", None)
+
+    def expire_bill(self, site_id: str, bill_id: str) -> Bill:
+        """Expire a WAITING bill now (test control); an EXPIRED bill returns itself."""
+        return self._transition(site_id, bill_id, "expire", "EXPIRED", None)
+
+    def sweep_expired(self) -> int:
+        """Move every overdue WAITING bill to EXPIRED; returns how many moved."""
+        with self._lock:
+            now_us = self._now_us(self._conn)
+            due = self._conn.execute(
+                "SELECT 1 FROM bills WHERE status = 'WAITING' AND expires_us <= ? LIMIT 1", (now_us - self._lag_us,)
+            ).fetchone()
+        if due is None:
+            return 0
+        moved = 0
+        with self._write() as conn:
+            now_us = self._now_us(conn)
+            rows = conn.execute(
+                f"SELECT {_BILL_COLUMNS} FROM bills WHERE status = 'WAITING' AND expires_us <= ?",
+                (now_us - self._lag_us,),
+            ).fetchall()
+            for row in rows:
+                self._expire_if_overdue(conn, self._row_to_bill(row), now_us)
+                moved += 1
+        return moved
+
+    # -- refunds ----------------------------------------------------------------------------
+
+    def _select_refund(self, conn: sqlite3.Connection, site_id: str, bill_id: str, refund_id: str) -> Refund | None:
+        row = conn.execute(
+            "SELECT currency, amount, status, created_us FROM refunds "
+            "WHERE site_id = ? AND bill_id = ? AND refund_id = ?",
+            (site_id, bill_id, refund_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return Refund(
+            site_id=site_id,
+            bill_id=bill_id,
+            refund_id=refund_id,
+            currency=row[0],
+            amount=Decimal(row[1]),
+            status=row[2],
+            created_us=row[3],
+        )
+
+    def create_refund(
+        self, site_id: str, bill_id: str, refund_id: str, *, amount: Decimal, currency: str
+    ) -> tuple[Refund, bool]:
+        """Refund part or all of a PAID bill; a repeated `refundId` with the same amount returns the stored refund.
+
+        Returns:
+            The refund and whether it was created now.
+
+        Raises:
+            BillNotFound: no such bill.
+            RefundConflict: the `refundId` exists with another amount or currency.
+            WrongBillStatus: the bill is not PAID.
+            IncorrectRefundAmount: amount ≤ 0, beyond what remains, or in another currency.
+        """
+        with self._write() as conn:
+            bill = self._select(conn, site_id, bill_id)
+            if bill is None:
+                raise BillNotFound(bill_id)
+            existing = self._select_refund(conn, site_id, bill_id, refund_id)
+            if existing is not None:
+                if existing.amount == amount and existing.currency == currency:
+                    return existing, False
+                raise RefundConflict(f"refund {refund_id!r} already exists with another amount")
+            now_us = self._now_us(conn)
+            bill = self._expire_if_overdue(conn, bill, now_us)
+            if bill.status != "PAID":
+                raise WrongBillStatus(bill.status, "refund")
+            remaining = bill.amount - bill.refunded
+            if currency != bill.currency:
+                raise IncorrectRefundAmount(f"the refund currency must be the bill's ({bill.currency})")
+            if amount <= 0 or amount != amount.quantize(_CENT):
+                raise IncorrectRefundAmount("the refund amount must be positive, with at most 2 decimals")
+            if amount > remaining:
+                raise IncorrectRefundAmount(f"the refund amount exceeds what remains ({remaining:.2f})")
+            total = bill.refunded + amount
+            status = "FULL" if total == bill.amount else "PARTIAL"
+            created_us = _truncate_ms(now_us)
+            conn.execute(
+                "INSERT INTO refunds (site_id, bill_id, refund_id, currency, amount, status, created_us) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (site_id, bill_id, refund_id, currency, str(amount.quantize(_CENT)), status, created_us),
+            )
+            conn.execute(
+                "UPDATE bills SET refunded = ? WHERE site_id = ? AND bill_id = ?",
+                (str(total.quantize(_CENT)), site_id, bill_id),
+            )
+            refund = self._select_refund(conn, site_id, bill_id, refund_id)
+            assert refund is not None
+            return refund, True
+
+    def get_refund(self, site_id: str, bill_id: str, refund_id: str) -> Refund | None:
+        """The refund, or `None` (the caller checks the bill first for the right 404 code)."""
+        with self._lock:
+            return self._select_refund(self._conn, site_id, bill_id, refund_id)
+
+    def list_refunds(self, site_id: str, bill_id: str) -> list[Refund]:
+        """Every refund of a bill, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT refund_id FROM refunds WHERE site_id = ? AND bill_id = ? ORDER BY created_us, refund_id",
+                (site_id, bill_id),
+            ).fetchall()
+            return [r for (rid,) in rows if (r := self._select_refund(self._conn, site_id, bill_id, rid))]
+
+    # -- reset ------------------------------------------------------------------------------
+
+    def reset(self, site_id: str) -> None:
+        """Forget this merchant's bills, refunds and notifications, and reset the mock clock."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM refunds WHERE site_id = ?", (site_id,))
+            conn.execute("DELETE FROM bills WHERE site_id = ?", (site_id,))
+            conn.execute(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM outbox WHERE site_id = ?)", (site_id,)
+            )
+            conn.execute("DELETE FROM outbox WHERE site_id = ?", (site_id,))
+            conn.execute("DELETE FROM meta WHERE key = 'clock_offset_us'")
+
+    # -- notification outbox ----------------------------------------------------------------
+
+    def claim_due_deliveries(self, *, limit: int = 16, lease_seconds: float = 60.0) -> list[Delivery]:
+        """Lease due pending deliveries to this process (other workers skip them until the lease ends)."""
+        wall = time.time()
+        with self._lock:
+            now_us = self._now_us(self._conn)
+            probe = self._conn.execute(
+                "SELECT 1 FROM outbox WHERE state = 'pending' AND next_us <= ? AND lease_until <= ? LIMIT 1",
+                (now_us, wall),
+            ).fetchone()
+        if probe is None:
+            return []
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT id, site_id, bill_id, event_status, url, body, attempts FROM outbox "
+                "WHERE state = 'pending' AND next_us <= ? AND lease_until <= ? ORDER BY next_us, id LIMIT ?",
+                (self._now_us(conn), wall, limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE outbox SET lease_until = ? WHERE id = ?", [(wall + lease_seconds, row[0]) for row in rows]
+            )
+        return [
+            Delivery(id=r[0], site_id=r[1], bill_id=r[2], event_status=r[3], url=r[4], body=bytes(r[5]), attempts=r[6])
+            for r in rows
+        ]
+
+    def record_attempt(
+        self,
+        delivery: Delivery,
+        *,
+        started_us: int,
+        status_code: int | None,
+        latency_ms: float,
+        error: str | None,
+    ) -> None:
+        """Record one attempt; schedule the next one per the retry schedule, or finish the delivery.
+
+        Only HTTP 200 counts as delivered (bill-payments-docs, since 2019-11-08).
+        """
+        attempt = delivery.attempts + 1
+        ok = status_code == 200
+        schedule = self.settings.retry_schedule
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO attempts (delivery_id, attempt, at_us, status_code, latency_ms, error) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (delivery.id, attempt, started_us, status_code, latency_ms, error),
+            )
+            if ok:
+                state, next_us = "delivered", self._now_us(conn)
+            elif attempt <= len(schedule):
+                delay_us = int(schedule[attempt - 1] * self.settings.time_scale * 1_000_000)
+                state, next_us = "pending", self._now_us(conn) + delay_us
+            else:
+                state, next_us = "failed", self._now_us(conn)
+            conn.execute(
+                "UPDATE outbox SET state = ?, attempts = ?, next_us = ?, lease_until = 0 WHERE id = ?",
+                (state, attempt, next_us, delivery.id),
+            )
+
+    def release_leases(self, delivery_ids: list[int]) -> None:
+        """Give deliveries back (clean shutdown mid-attempt), so a restart resumes them at once."""
+        if not delivery_ids:
+            return
+        with self._write() as conn:
+            conn.executemany("UPDATE outbox SET lease_until = 0 WHERE id = ?", [(i,) for i in delivery_ids])
+
+    def next_delivery_due(self) -> datetime | None:
+        """Mock-clock time of the earliest pending delivery, if any."""
+        with self._lock:
+            row = self._conn.execute("SELECT MIN(next_us) FROM outbox WHERE state = 'pending'").fetchone()
+        if row is None or row[0] is None:
+            return None
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=row[0])
+
+    def list_deliveries(self, site_id: str, bill_id: str | None = None) -> list[dict[str, Any]]:
+        """Deliveries of this merchant (newest last) with every attempt, as JSON-ready dicts."""
+        query = (
+            "SELECT id, bill_id, event_status, url, state, attempts, next_us, created_us FROM outbox WHERE site_id = ?"
+        )
+        params: tuple[str, ...] = (site_id,)
+        if bill_id is not None:
+            query += " AND bill_id = ?"
+            params += (bill_id,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
+            result = []
+            for row in rows:
+                attempts = self._conn.execute(
+                    "SELECT attempt, at_us, status_code, latency_ms, error FROM attempts "
+                    "WHERE delivery_id = ? ORDER BY attempt",
+                    (row[0],),
+                ).fetchall()
+                result.append(
+                    {
+                        "id": row[0],
+                        "billId": row[1],
+                        "status": row[2],
+                        "url": row[3],
+                        "state": row[4],
+                        "attemptCount": row[5],
+                        "nextAttemptDateTime": format_timestamp(row[6]) if row[4] == "pending" else None,
+                        "createdDateTime": format_timestamp(row[7]),
+                        "attempts": [
+                            {
+                                "attempt": a[0],
+                                "dateTime": format_timestamp(a[1]),
+                                "statusCode": a[2],
+                                "latencyMs": round(a[3], 3),
+                                "error": a[4],
+                            }
+                            for a in attempts
+                        ],
+                    }
+                )
+            return result
