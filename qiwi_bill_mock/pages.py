@@ -22,15 +22,21 @@ import hashlib
 import html
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Final, Literal
-from urllib.parse import urlencode, urlsplit
+from typing import Final, Literal, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from qiwi_bill import MAX_AMOUNT, MOSCOW_TZ, InvalidFieldError, format_amount, parse_lifetime
+from qiwi_bill_mock.store import Bill, BillConflict, BillDraft, DraftInvalid, Store, WrongBillStatus
+from qiwi_bill_mock.wire import format_expiration, from_micros
 
 __all__ = [
     "PAGE_HEADERS",
@@ -39,8 +45,11 @@ __all__ = [
     "CreateParams",
     "FormOptions",
     "PageError",
+    "PagesContext",
     "PaySourceChoice",
     "choose_pay_sources",
+    "effective_status",
+    "page_routes",
     "parse_create_params",
     "parse_form_options",
     "parse_invoice_uid",
@@ -694,3 +703,233 @@ def render_amount_page(items: Sequence[tuple[str, str]], *, root: str = "", embe
 def new_invoice_uid() -> str:
     """A new form id: a UUID, the shape of every real ``invoice_uid``."""
     return str(uuid.uuid4())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Routes
+# --------------------------------------------------------------------------------------------------------------
+
+
+class PagesContext(Protocol):
+    """What the pages need from the mock's app context: its store (which carries the settings and the clock)."""
+
+    @property
+    def store(self) -> Store: ...
+
+
+# The form issues RUB bills only (P2P docs: "the form creates bills in rubles only").
+_FORM_CURRENCY: Final = "RUB"
+# "A bill is automatically moved to a final status 45 days after issue" (API doc, lifetime): the default lifetime
+# and the cap on a longer one.
+_MAX_LIFETIME: Final = timedelta(days=45)
+_MAX_BODY: Final = 16 * 1024
+_STATIC_FILES: Final[Mapping[str, str]] = {
+    "qiwi-form.css": "text/css; charset=utf-8",
+    "qiwi-form.js": "text/javascript; charset=utf-8",
+}
+# The store's field names (the API's) spelled as the form's parameters, for error pages.
+_FORM_FIELD_NAMES: Final[Mapping[str, str]] = {
+    "amount.value": "amount",
+    "amount.currency": "currency (the form issues RUB bills)",
+    "expirationDateTime": "lifetime",
+}
+
+
+def _view(bill: Bill) -> BillView:
+    status = bill.status if bill.status in _STATUS_LABELS else "WAITING"
+    return BillView(
+        invoice_uid=bill.invoice_uid,
+        site_id=bill.site_id,
+        bill_id=bill.bill_id,
+        amount=bill.amount,
+        currency=bill.currency,
+        status=status,  # type: ignore[arg-type]  # checked against _STATUS_LABELS above
+        expires_at=from_micros(bill.expires_us, MOSCOW_TZ),
+        comment=bill.comment,
+        custom_fields=dict(bill.custom_fields),
+    )
+
+
+def _html(text: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(text, status_code=status_code, headers=dict(PAGE_HEADERS))
+
+
+def _redirect(url: str) -> RedirectResponse:
+    # 303: the browser follows a POST's answer with a GET, so reloading the result never pays twice.
+    return RedirectResponse(url, status_code=303, headers=dict(PAGE_HEADERS))
+
+
+def _root(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _query(request: Request) -> dict[str, str]:
+    return _single(request.query_params.multi_items())
+
+
+def _form_field_name(name: str) -> str:
+    """The store's field name (the API's) as the form's parameter: ``customFields.x`` → ``customFields[x]``."""
+    if name.startswith("customFields."):
+        return f"customFields[{name.removeprefix('customFields.')}]"
+    return _FORM_FIELD_NAMES.get(name, name)
+
+
+def _draft_error(error: DraftInvalid) -> PageError:
+    problems = "; ".join(f"{_form_field_name(name)}: {', '.join(messages)}" for name, messages in error.cause.items())
+    return _bad(f"The bill cannot be issued: {problems}.", title="Invalid bill parameters")
+
+
+def page_routes(ctx: PagesContext) -> list[BaseRoute]:
+    """The routes of the payment pages, for the mock's Starlette app.
+
+    Args:
+        ctx: The mock's app context; only ``ctx.store`` is used (looked up on every request, so a context whose
+            store is replaced, e.g. by a reset, keeps working).
+
+    Returns:
+        ``/form``, ``/form/``, ``/form/pay``, ``/form/decline``, ``/create``, ``/popup/v1.js`` and
+        ``/static/{name}``.
+    """
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PageError as error:
+                embedded = request.query_params.get("embedded") == "true"
+                return _html(render_error_page(error, root=_root(request), embedded=embedded), error.status_code)
+
+        return endpoint
+
+    def find(invoice_uid: str) -> Bill:
+        bill = ctx.store.get_bill_by_invoice_uid(invoice_uid)
+        if bill is None:
+            raise PageError(
+                404, "Bill not found", "No bill has this invoice_uid. Open the payUrl that bill creation returned."
+            )
+        return bill
+
+    async def form_page(request: Request) -> Response:
+        params = _query(request)
+        invoice_uid = parse_invoice_uid(params)
+        options = parse_form_options(params)
+        bill = find(invoice_uid)
+        status, text = render_bill_page(_view(bill), options, now=ctx.store.now(), root=_root(request))
+        return _html(text, status)
+
+    async def read_form_body(request: Request) -> dict[str, str]:
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            raise PageError(413, "Request too large", "The form sent more data than a payment form can.")
+        try:
+            return _single(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise _bad("The form data is not UTF-8.", title="Invalid form data") from None
+
+    def refuse_unless_waiting(bill: Bill, options: FormOptions, root: str, action: str) -> Response | None:
+        view = _view(bill)
+        status = effective_status(view, options, ctx.store.now())
+        if status == "WAITING":
+            return None
+        note = f"Nothing was done: a {status.lower()} bill cannot be {action}."
+        return _html(render_final_page(view, options, status=status, root=root, note=note), 409)
+
+    async def pay(request: Request) -> Response:
+        params = _query(request)
+        options = parse_form_options(params)
+        bill = find(parse_invoice_uid(params))
+        form = await read_form_body(request)
+        root = _root(request)
+        if refused := refuse_unless_waiting(bill, options, root, "paid"):
+            return refused
+        choice = choose_pay_sources(bill.custom_fields, options)
+        pay_source = form.get("paySource") or choice.selected
+        if pay_source not in choice.offered:
+            raise _bad(f"paySource {pay_source!r} is not offered on this bill.", title="Payment method not available")
+        try:
+            # The one pay path, shared with /_mock/bills/{billId}/pay: it queues the signed notification.
+            ctx.store.pay_bill(bill.site_id, bill.bill_id, pay_source=pay_source)
+        except WrongBillStatus:
+            return refuse_unless_waiting(find(bill.invoice_uid), options, root, "paid") or _redirect(
+                f"{root}/form/?{options.query(bill.invoice_uid)}"
+            )
+        if options.success_url and not options.embedded:
+            return _redirect(options.success_url)
+        return _redirect(f"{root}/form/?{options.query(bill.invoice_uid)}")
+
+    async def decline(request: Request) -> Response:
+        params = _query(request)
+        options = parse_form_options(params)
+        bill = find(parse_invoice_uid(params))
+        await read_form_body(request)
+        root = _root(request)
+        if refused := refuse_unless_waiting(bill, options, root, "declined"):
+            return refused
+        try:
+            ctx.store.reject_bill(bill.site_id, bill.bill_id)
+        except WrongBillStatus:
+            pass  # paid or expired meanwhile: the form below shows which
+        return _redirect(f"{root}/form/?{options.query(bill.invoice_uid)}")
+
+    async def create(request: Request) -> Response:
+        items = request.query_params.multi_items()
+        params = parse_create_params(items)
+        root = _root(request)
+        store = ctx.store
+        merchant = store.settings.merchant_by_public_key(params.public_key)
+        if merchant is None:
+            raise PageError(403, "Unknown publicKey", "No merchant of this mock has this publicKey.")
+        existing = store.get_bill(merchant.site_id, params.bill_id) if params.bill_id else None
+        if existing is None:
+            if params.amount is None:
+                return _html(render_amount_page(items, root=root, embedded=params.options.embedded))
+            now = store.now()
+            expiration = min(params.lifetime or now + _MAX_LIFETIME, now + _MAX_LIFETIME)
+            expiration = expiration.astimezone(MOSCOW_TZ).replace(microsecond=0)
+            draft = BillDraft(
+                amount=params.amount,
+                currency=_FORM_CURRENCY,
+                expiration=expiration,
+                expiration_text=format_expiration(expiration, with_fraction=False),
+                comment=params.comment,
+                customer=params.customer,
+                custom_fields=dict(params.custom_fields),
+            )
+            try:
+                existing, _ = store.create_bill(merchant.site_id, params.bill_id or new_invoice_uid(), draft)
+            except DraftInvalid as error:
+                raise _draft_error(error) from None
+            except BillConflict:
+                raise PageError(
+                    409, "Bill already exists", "A bill with this billId exists with other parameters."
+                ) from None
+        return _redirect(f"{root}/form/?{params.options.query(existing.invoice_uid)}")
+
+    async def popup_script(_: Request) -> Response:
+        return FileResponse(
+            STATIC_DIR / "popup-v1.js",
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _STATIC_FILES:
+            return _html(render_error_page(PageError(404, "Not found", "No such file."), root=_root(request)), 404)
+        return FileResponse(
+            STATIC_DIR / name,
+            media_type=_STATIC_FILES[name],
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    return [
+        Route("/form", guarded(form_page), methods=["GET"]),
+        Route("/form/", guarded(form_page), methods=["GET"]),
+        Route("/form/pay", guarded(pay), methods=["POST"]),
+        Route("/form/decline", guarded(decline), methods=["POST"]),
+        Route("/create", guarded(create), methods=["GET"]),
+        Route("/popup/v1.js", popup_script, methods=["GET"]),
+        Route("/static/{name}", static, methods=["GET"]),
+    ]
