@@ -173,6 +173,10 @@ def _to_merchants(value: Iterable[Merchant]) -> tuple[Merchant, ...]:
     return tuple(value)
 
 
+def _to_faults(value: Iterable[Fault]) -> tuple[Fault, ...]:
+    return tuple(value)
+
+
 def _to_frozenset(value: Iterable[str]) -> frozenset[str]:
     return frozenset(value)
 
@@ -211,16 +215,15 @@ class Settings:
     expiry_lag: float = field(default=0.0, validator=validators.ge(0.0))
     sweep_interval: float = field(default=1.0, validator=validators.gt(0.0))
     notify_timeout: float = field(default=10.0, validator=validators.gt(0.0))
-    faults: tuple[Fault, ...] = field(factory=tuple, converter=tuple)
+    faults: tuple[Fault, ...] = field(factory=tuple, converter=_to_faults)
     fault_seed: int | None = None
     broken: frozenset[str] = field(factory=frozenset, converter=_to_frozenset)
 
     def __attrs_post_init__(self) -> None:
         unknown = self.broken - BROKEN_BEHAVIOURS
         if unknown:
-            raise SettingsError(
-                f"unknown broken behaviour(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(BROKEN_BEHAVIOURS))}"
-            )
+            known = ", ".join(sorted(BROKEN_BEHAVIOURS))
+            raise SettingsError(f"unknown broken behaviour(s): {', '.join(sorted(unknown))}; known: {known}")
         bad_statuses = self.notify_statuses - NOTIFIABLE_STATUSES
         if bad_statuses:
             raise SettingsError(f"notify_statuses may hold only PAID, REJECTED, EXPIRED, not {sorted(bad_statuses)}")

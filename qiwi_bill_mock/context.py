@@ -1,0 +1,95 @@
+"""The app context: what every route (API, `/_mock/` controls, payment pages) shares.
+
+`MockContext` is what `qiwi_bill_mock.pages.page_routes(ctx)` receives:
+
+- `ctx.settings` (`Settings`): merchants (`merchant_by_public_key`, `merchant_by_site_id`), `public_url`...
+- `ctx.store` (`Store`): the state machine; see its module docstring for the API. Paying through
+  `ctx.store.pay_bill(...)` queues the signed notification and wakes the notifier.
+- `ctx.notifier` (`Notifier`): delivers the outbox (`await ctx.notifier.drain()` in tests).
+- `ctx.validators` (`SpecValidators`): the OpenAPI document's compiled request validators.
+- `ctx.now()` → aware datetime on the mock clock; `ctx.new_trace_id()`; `ctx.pay_url(bill)`;
+  `ctx.bill_json(bill)` (the API's wire shape); `ctx.trace_id(request)` (this request's traceId).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+
+from qiwi_bill_mock.notifier import Notifier
+from qiwi_bill_mock.settings import Merchant, Settings
+from qiwi_bill_mock.store import Bill, Store
+from qiwi_bill_mock.validation import SpecValidators, load_validators
+from qiwi_bill_mock.wire import bill_to_wire, pay_url
+
+__all__ = ["TRACE_SCOPE_KEY", "MockContext"]
+
+#: Where the trace middleware puts this request's traceId in the ASGI scope.
+TRACE_SCOPE_KEY = "qiwi_bill_mock.trace_id"
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+class MockContext:
+    """Shared state of one app instance (one per worker process).
+
+    Args:
+        settings: The mock's settings.
+        clock: Injectable clock (aware datetimes); default the system clock.
+        id_factory: Injectable id source for invoice uids and trace ids; default random.
+        notify_transport: httpx transport for notification delivery (tests); default the network.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        id_factory: Callable[[], str] | None = None,
+        notify_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = Store(settings, clock=clock, id_factory=id_factory)
+        self.notifier = Notifier(self.store, transport=notify_transport)
+        self.validators: SpecValidators = load_validators()
+        self._id_factory = id_factory
+        # Keys are looked up by digest: the dict never holds, and a lookup never compares, a raw secret.
+        self._by_key = {_digest(m.secret_key): m for m in settings.merchants}
+
+    def now(self) -> datetime:
+        """The mock clock."""
+        return self.store.now()
+
+    def new_trace_id(self) -> str:
+        """A trace id: 16 hex digits like QIWI's (`b3d41cafa0c6d088`), or the injected id factory's."""
+        return self._id_factory() if self._id_factory is not None else secrets.token_hex(8)
+
+    @staticmethod
+    def trace_id(request: Request) -> str:
+        """The traceId of this request (also in its log line and `X-Trace-Id` header)."""
+        return str(request.scope.get(TRACE_SCOPE_KEY, ""))
+
+    def authenticate(self, authorization: str | None) -> Merchant | None:
+        """The merchant whose secret key is the bearer token, or `None`."""
+        if not authorization:
+            return None
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self._by_key.get(_digest(token.strip()))
+
+    def pay_url(self, bill: Bill) -> str:
+        """`{public_url}/form/?invoice_uid=<uuid>`."""
+        return pay_url(self.settings.public_url, bill.invoice_uid)
+
+    def bill_json(self, bill: Bill) -> dict[str, Any]:
+        """The bill in the API's wire shape, with `payUrl`."""
+        return bill_to_wire(bill, pay_url=self.pay_url(bill), broken=self.settings.broken)
