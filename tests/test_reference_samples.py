@@ -35,13 +35,31 @@ def _fix_amount(body: dict[str, Any]) -> None:
     _amount_to_string(body["bill"]["amount"] if "bill" in body else body["amount"])
 
 
-def _fix_status_offset(status: dict[str, Any]) -> None:
+def _bill(body: dict[str, Any]) -> dict[str, Any]:
+    return body.get("bill", body)
+
+
+def _fix_creation_offset(body: dict[str, Any]) -> None:
+    _bill(body)["creationDateTime"] = _add_offset(_bill(body)["creationDateTime"])
+
+
+def _fix_status_offset(body: dict[str, Any]) -> None:
+    status = _bill(body)["status"]
     key = "changedDateTime" if "changedDateTime" in status else "datetime"
     status[key] = _add_offset(status[key])
 
 
-def _rename(obj: dict[str, Any], old: str, new: str) -> None:
-    obj[new] = obj.pop(old)
+def _fix_status_key(body: dict[str, Any]) -> None:
+    status = _bill(body)["status"]
+    status["changedDateTime"] = status.pop("datetime")
+
+
+def _fix_error_datetime(error: dict[str, Any]) -> None:
+    error["dateTime"] = _add_offset(error.pop("datetime"))
+
+
+def _fix_refund_datetime(refund: dict[str, Any]) -> None:
+    refund["dateTime"] = re.sub(r"\+03$", "+03:00", refund.pop("datetime"))
 
 
 # Why each kind of sample is wrong, and how a real capture looks instead.
@@ -57,23 +75,24 @@ FIXES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     ),
     "creation-without-offset": (
         "creationDateTime without an offset; real responses carry milliseconds and +03:00 (java-sdk#27)",
-        lambda b: (b.get("bill", b)).__setitem__("creationDateTime", _add_offset(b.get("bill", b)["creationDateTime"])),
+        _fix_creation_offset,
     ),
     "status-without-offset": (
         "status timestamp without an offset in the Kassa notification sample",
-        lambda b: _fix_status_offset(b["bill"]["status"]),
+        _fix_status_offset,
     ),
     "status-datetime-key": (
-        "the Kassa notification sample spells status.datetime; the P2P sample and all bill responses use changedDateTime",
-        lambda b: _rename(b["bill"]["status"], "datetime", "changedDateTime"),
+        "the Kassa notification sample spells status.datetime; the P2P sample and all bill responses use "
+        "changedDateTime",
+        _fix_status_key,
     ),
     "error-datetime-key": (
         "error samples spell datetime; P2P docs, live SDK tests and the Java/.NET DTOs use dateTime",
-        lambda b: (_rename(b, "datetime", "dateTime"), b.__setitem__("dateTime", _add_offset(b["dateTime"]))),
+        _fix_error_datetime,
     ),
     "refund-datetime-key": (
         "refund samples spell datetime with +03; the real response (Node SDK README, 2018-07) uses dateTime, +03:00",
-        lambda b: (_rename(b, "datetime", "dateTime"), b.__setitem__("dateTime", re.sub(r"\+03$", "+03:00", b["dateTime"]))),
+        _fix_refund_datetime,
     ),
 }
 

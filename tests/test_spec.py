@@ -69,7 +69,7 @@ def test_every_example_validates_against_its_schema(where: str, schema: dict[str
 
 def test_examples_cover_every_operation_and_the_webhook() -> None:
     labels = {where.split(" request ")[0].rsplit(" ", 2)[0] for where, _, _ in EXAMPLES}
-    for (method, path) in OPERATIONS:
+    for method, path in OPERATIONS:
         assert any(label.startswith(f"{method.upper()} {path}") for label in labels), path
     assert any(where.startswith("webhook billPaymentNotification request") for where, _, _ in EXAMPLES)
 
@@ -79,7 +79,9 @@ def test_links_resolve_and_none_leave_post_reject() -> None:
     spec = lint_spec.load_spec()
     links = {
         op["operationId"]: sorted(
-            link["operationId"] for r in op["responses"].values() for link in lint_spec.resolve(r).get("links", {}).values()
+            link["operationId"]
+            for response in op["responses"].values()
+            for link in lint_spec.resolve(response).get("links", {}).values()
         )
         for _, _, op, _ in lint_spec.iter_operations()
     }
@@ -131,7 +133,24 @@ class TestMoneyWithoutFloats:
         assert self._request_ok(value)
 
     @pytest.mark.parametrize(
-        "value", ["0", "0.00", "-1.00", "1.001", "1e3", "1000000.00", " 1.00", "1,00", 0, -5, 1000000, 0.001, None, True]
+        "value",
+        [
+            "0",
+            "0.00",
+            "-1.00",
+            "1.001",
+            "1e3",
+            "1000000.00",
+            " 1.00",
+            "1,00",
+            "\u0660.50",
+            0,
+            -5,
+            1000000,
+            0.001,
+            None,
+            True,
+        ],  # \u0660: Arabic-Indic zero
     )
     def test_invalid_request_amounts(self, value: Any) -> None:
         assert not self._request_ok(value)
