@@ -57,11 +57,11 @@ def _key(secret: str | bytes) -> bytes:
     raise InvalidFieldError("secret", "the secret key must be a non-empty str or bytes")
 
 
-def _bill(notification: object) -> Mapping[str, Any]:
-    """The ``bill`` object of a notification in any accepted form."""
+def _decode(notification: object) -> Mapping[str, Any]:
+    """A notification in any accepted form as a mapping (JSON decoded once)."""
     if isinstance(notification, Mapping):
-        data: object = notification
-    elif isinstance(notification, bytes | bytearray | memoryview | str):
+        return notification
+    if isinstance(notification, bytes | bytearray | memoryview | str):
         try:
             # Decimal for JSON numbers: `2.42` must sign as written, not as a binary float.
             data = json.loads(
@@ -75,6 +75,11 @@ def _bill(notification: object) -> Mapping[str, Any]:
         raise InvalidNotificationError("body", f"expected bytes, str or a mapping, got {type(notification).__name__}")
     if not isinstance(data, Mapping):
         raise InvalidNotificationError("body", "expected a JSON object")
+    return data
+
+
+def _bill(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``bill`` object of a decoded notification, with or without the envelope."""
     bill = data.get("bill", data)
     if not isinstance(bill, Mapping):
         raise InvalidNotificationError("bill", "expected an object")
@@ -120,7 +125,7 @@ def signature_message(notification: NotificationInput) -> str:
 
 
 def _checked_message(notification: NotificationInput) -> str:
-    bill = _bill(notification)
+    bill = _bill(_decode(notification))
     amount = bill.get("amount")
     status = bill.get("status")
     if not isinstance(amount, Mapping):

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 from hypothesis import given, strategies as st
-from qiwi_bill_client.models import BillNotification
 
 from qiwi_bill import (
     InvalidFieldError,
@@ -18,6 +17,7 @@ from qiwi_bill import (
     signature_message,
     verify_signature,
 )
+from qiwi_bill_client.models import BillNotification
 
 SECRET = "test-merchant-secret-for-signature-check"
 GOLDEN = "07e0ebb10916d97760c196034105d010607a6c6b7d72bfa1c3451448ac484a3b"
