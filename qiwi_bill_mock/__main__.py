@@ -1,8 +1,252 @@
-"""Placeholder CLI; replaced by the mock implementation."""
+"""`qiwi-bill-mock` / `python -m qiwi_bill_mock`: run the mock on uvicorn.
+
+The first line on stdout is always `qiwi-bill-mock listening on http://HOST:PORT` (flushed), with
+the real port when `--port 0` picked a free one; tools parse it. Every option also reads a
+`QIWI_MOCK_*` environment variable (`--secret-key` ↔ `QIWI_MOCK_SECRET_KEY`), which keeps keys out
+of the process list. SIGINT / SIGTERM shut down cleanly; committed data is never lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import socket
+import sys
+import tomllib
+from collections.abc import Sequence
+from typing import Any
+
+from qiwi_bill_mock.settings import (
+    BROKEN_BEHAVIOURS,
+    Fault,
+    Merchant,
+    Settings,
+    SettingsError,
+    demo_merchant,
+    site_id_from_secret_key,
+)
+
+__all__ = ["build_settings", "main", "parse_args", "worker_app"]
+
+_SETTINGS_ENV = "QIWI_MOCK__SETTINGS_JSON"  # internal: hands the settings to worker processes
 
 
-def main() -> None:
-    raise SystemExit("qiwi-bill-mock is not implemented yet")
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"QIWI_MOCK_{name}", default)
+
+
+def _csv(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line (defaults from `QIWI_MOCK_*` environment variables)."""
+    parser = argparse.ArgumentParser(
+        prog="qiwi-bill-mock",
+        description="A faithful, stateful mock of the QIWI bill-payments API v1 with signed notifications.",
+        epilog="Every option also reads QIWI_MOCK_<NAME> (e.g. QIWI_MOCK_SECRET_KEY, QIWI_MOCK_PORT).",
+    )
+    add = parser.add_argument
+    add("--host", default=_env("HOST", "127.0.0.1"), help="interface to bind (default 127.0.0.1)")
+    add("--port", type=int, default=int(_env("PORT", "8080") or 8080), help="port; 0 picks a free one")
+    add("--db", default=_env("DB"), metavar="PATH", help="SQLite file (default: in memory, lost on exit)")
+    add("--public-url", default=_env("PUBLIC_URL"), help="base URL for payUrl (default http://HOST:PORT)")
+    add("--secret-key", default=_env("SECRET_KEY"), help="the default merchant's secret key (bearer token)")
+    add("--public-key", default=_env("PUBLIC_KEY"), help="the default merchant's public key (payment form)")
+    add("--site-id", default=_env("SITE_ID"), help="the default merchant's siteId")
+    add("--notify-url", default=_env("NOTIFY_URL"), help="where the default merchant's notifications go")
+    add("--config", default=_env("CONFIG"), metavar="TOML", help="merchants and settings file (merchants.toml)")
+    add("--workers", type=int, default=int(_env("WORKERS", "1") or 1), help="worker processes (needs --db)")
+    add(
+        "--time-scale",
+        type=float,
+        default=float(_env("TIME_SCALE", "1") or 1),
+        help="multiply retry delays and the expiry lag (0.001 turns 15 min into 0.9 s)",
+    )
+    add(
+        "--broken",
+        default=_env("BROKEN"),
+        help=f"deliberately broken behaviours: {', '.join(sorted(BROKEN_BEHAVIOURS))}",
+    )
+    add(
+        "--notify-statuses",
+        default=_env("NOTIFY_STATUSES"),
+        help="statuses that notify, comma-separated (default PAID; also REJECTED, EXPIRED)",
+    )
+    add("--strict-idempotency", action="store_true", default=bool(_env("STRICT_IDEMPOTENCY")))
+    add("--empty-401", action="store_true", default=bool(_env("EMPTY_401")), help="401 without a body")
+    add("--expiry-lag", type=float, default=float(_env("EXPIRY_LAG", "0") or 0), help="seconds before EXPIRED shows")
+    add(
+        "--fault",
+        action="append",
+        default=[spec for spec in (_env("FAULTS") or "").split(";") if spec.strip()],
+        help="fault injection, e.g. route=createBill,latency=0.2,error=0.1,throttle=0.05,drop=0.01 (repeatable)",
+    )
+    add("--fault-seed", type=int, default=None)
+    add("--log-level", default=_env("LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"])
+    return parser.parse_args(argv)
+
+
+def _config_file(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        data = tomllib.load(handle)
+    if "merchant" in data:
+        data["merchants"] = data.pop("merchant")
+    if "fault" in data:
+        data["faults"] = data.pop("fault")
+    return data
+
+
+def build_settings(args: argparse.Namespace, *, public_url: str) -> tuple[Settings, Merchant | None]:
+    """Settings from the config file, then the command line. Returns the demo merchant if one was made."""
+    data: dict[str, Any] = _config_file(args.config) if args.config else {}
+    merchants = [Merchant(**m) for m in data.pop("merchants", [])]
+    faults = [Fault(**f) for f in data.pop("faults", [])]
+    demo: Merchant | None = None
+    if args.secret_key:
+        site_id = args.site_id or site_id_from_secret_key(args.secret_key) or "mock-site"
+        merchant = demo_merchant(site_id=site_id)  # for its random public key
+        merchants.insert(
+            0,
+            Merchant(
+                site_id=site_id,
+                secret_key=args.secret_key,
+                public_key=args.public_key or merchant.public_key,
+                notify_url=args.notify_url,
+            ),
+        )
+    elif not merchants:
+        demo = demo_merchant(site_id=args.site_id or "demo-00", notify_url=args.notify_url)
+        if args.public_key:
+            demo = Merchant(
+                site_id=demo.site_id, secret_key=demo.secret_key, public_key=args.public_key, notify_url=demo.notify_url
+            )
+        merchants = [demo]
+    faults += [Fault.parse(spec) for spec in args.fault or ()]
+    data.update(
+        merchants=tuple(merchants),
+        faults=tuple(faults),
+        public_url=args.public_url or data.get("public_url") or public_url,
+    )
+    if args.db:
+        data["db_path"] = args.db
+    if args.time_scale != 1:
+        data["time_scale"] = args.time_scale
+    if args.broken:
+        data["broken"] = frozenset(_csv(args.broken))
+    if args.notify_statuses:
+        data["notify_statuses"] = frozenset(s.upper() for s in _csv(args.notify_statuses))
+    if args.strict_idempotency:
+        data["strict_idempotency"] = True
+    if args.empty_401:
+        data["empty_unauthorized_body"] = True
+    if args.expiry_lag:
+        data["expiry_lag"] = args.expiry_lag
+    if args.fault_seed is not None:
+        data["fault_seed"] = args.fault_seed
+    for key in ("accepted_currencies", "notify_statuses", "broken"):
+        if key in data:
+            data[key] = frozenset(data[key])
+    if "retry_schedule" in data:
+        data["retry_schedule"] = tuple(float(x) for x in data["retry_schedule"])
+    return Settings(**data), demo
+
+
+def worker_app() -> Any:
+    """uvicorn factory for `--workers N`: every worker builds its app from the inherited settings."""
+    from qiwi_bill_mock.app import create_app
+
+    return create_app(Settings.from_json(os.environ[_SETTINGS_ENV]))
+
+
+def _say(text: str, *, stream: Any = None) -> None:
+    """One flushed line (stdout by default): other tools read the first line to find the port."""
+    stream = stream or sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _DropFilter(logging.Filter):
+    """Hide uvicorn's traceback for connections dropped on purpose by fault injection."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return type(exc).__name__ != "_ConnectionDropped"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)  # listening before the first line is printed: early clients queue, never get refused
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the mock until SIGINT / SIGTERM."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("uvicorn.error").addFilter(_DropFilter())
+    if args.workers < 1:
+        raise SystemExit("qiwi-bill-mock: --workers must be at least 1")
+    if args.workers > 1 and not args.db:
+        raise SystemExit("qiwi-bill-mock: several --workers share state only through a file: add --db PATH")
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        raise SystemExit(f"qiwi-bill-mock: cannot bind {args.host}:{args.port}: {exc.strerror}") from None
+    port = sock.getsockname()[1]
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    base_url = f"http://{shown_host}:{port}"
+    try:
+        settings, demo = build_settings(args, public_url=base_url)
+    except (SettingsError, OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
+        sock.close()
+        raise SystemExit(f"qiwi-bill-mock: {exc}") from None
+
+    _say(f"qiwi-bill-mock listening on {base_url}")
+    if demo is not None:
+        _say(f"demo merchant: siteId={demo.site_id}")
+        _say(f"  secret key (Bearer token, notification HMAC key): {demo.secret_key}")
+        _say(f"  public key (payment form): {demo.public_key}")
+    if not _is_loopback(args.host):
+        _say(
+            f"WARNING: qiwi-bill-mock is bound to {args.host}, reachable from the network. It is a test server:"
+            " anyone who can reach it can pay bills and move its clock. Bind 127.0.0.1 unless you must.",
+            stream=sys.stderr,
+        )
+
+    common: dict[str, Any] = {"access_log": False, "log_config": None, "lifespan": "on", "timeout_graceful_shutdown": 5}
+    if args.workers > 1:
+        os.environ[_SETTINGS_ENV] = settings.to_json()
+        config = uvicorn.Config("qiwi_bill_mock.__main__:worker_app", factory=True, workers=args.workers, **common)
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        from qiwi_bill_mock.app import create_app
+
+        config = uvicorn.Config(create_app(settings), **common)
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        if not server.started:
+            raise SystemExit(3)
 
 
 if __name__ == "__main__":

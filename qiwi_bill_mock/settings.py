@@ -23,6 +23,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "demo_merchant",
+    "site_id_from_secret_key",
 ]
 
 # The documented legacy schedule (bill-payments-docs, notifications before v1, 2017-12..2018-03):
