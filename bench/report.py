@@ -1,0 +1,359 @@
+"""Turn a benchmark run into targets (met / missed), ``latest.json``, a Markdown table and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.load import LoadResult
+
+TIMES = "\u00d7"  # the multiplication sign of ratios in tables
+
+__all__ = [
+    "TIMES",
+    "Target",
+    "evaluate_targets",
+    "median_run",
+    "ratio",
+    "render_markdown",
+    "summarise_rounds",
+    "write_chart",
+    "write_json",
+]
+
+
+@dataclass
+class Target:
+    """One target of the issue, with what this run measured.
+
+    Attributes:
+        name: What is compared, e.g. ``GET throughput vs Prism``.
+        op: ``>=`` or ``<=``.
+        limit: The bound (a ratio, or milliseconds / megabytes where ``unit`` says so).
+        unit: ``x`` for ratios, ``ms``, ``MB``.
+        measured: The measured value; None when it could not be measured.
+        met: True / False; None when not measured.
+        note: Why it was not measured, or what the number is made of.
+    """
+
+    name: str
+    op: str
+    limit: float
+    unit: str
+    measured: float | None
+    met: bool | None
+    note: str = ""
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """Return ``numerator / denominator``, or None when either is missing or the denominator is 0."""
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def median_run(runs: list[LoadResult]) -> LoadResult:
+    """Return the run with the median throughput (the lower middle one for an even count).
+
+    Raises:
+        ValueError: If ``runs`` is empty.
+    """
+    if not runs:
+        raise ValueError("no runs")
+    ordered = sorted(runs, key=lambda r: r.rps)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _target(name: str, op: str, limit: float, unit: str, measured: float | None, note: str = "") -> Target:
+    """Build a :class:`Target`, deciding ``met`` from ``op``."""
+    if measured is None:
+        return Target(name, op, limit, unit, None, None, note)
+    met = measured >= limit if op == ">=" else measured <= limit
+    return Target(name, op, limit, unit, measured, met, note)
+
+
+def _find(runs: Iterable[LoadResult], scenario: str, server: str, connections: int) -> LoadResult | None:
+    """Return the run of ``scenario`` on ``server`` at ``connections``, if any."""
+    for run in runs:
+        if (run.scenario, run.server, run.connections) == (scenario, server, connections):
+            return run
+    return None
+
+
+def evaluate_targets(results: dict[str, Any], runs: list[LoadResult]) -> list[Target]:
+    """Compute every target of issue 8 from one run's results.
+
+    Args:
+        results: The run's JSON-ready results (``client_overhead``, ``signature``, ``scale``, ``skipped``).
+        runs: The aggregated (median) load runs.
+    """
+    skipped = {s["what"]: s["reason"] for s in results.get("skipped", [])}
+    rps = {
+        (scenario, server): run.rps
+        for scenario in ("get", "put")
+        for server in ("mock", "hello", "prism")
+        if (run := _find(runs, scenario, server, 8)) is not None
+    }
+    prism_note = f"Prism skipped: {skipped['prism']}" if "prism" in skipped else ""
+    mock_note = f"mock skipped: {skipped['mock']}" if "mock" in skipped else ""
+    targets = [
+        _target(
+            "GET throughput vs Prism (c8)",
+            ">=",
+            3.0,
+            "x",
+            ratio(rps.get(("get", "mock")), rps.get(("get", "prism"))),
+            prism_note or mock_note,
+        ),
+        _target(
+            "GET throughput vs hello-world floor (c8)",
+            ">=",
+            0.5,
+            "x",
+            ratio(rps.get(("get", "mock")), rps.get(("get", "hello"))),
+            mock_note,
+        ),
+        _target(
+            "PUT-create throughput vs Prism (c8)",
+            ">=",
+            2.0,
+            "x",
+            ratio(rps.get(("put", "mock")), rps.get(("put", "prism"))),
+            prism_note or mock_note,
+        ),
+    ]
+    for scenario, label in (("get", "GET"), ("put", "PUT-create")):
+        run = _find(runs, scenario, "mock", 8)
+        targets.append(_target(f"{label} p99 latency (c8)", "<=", 10.0, "ms", run.p99_ms if run else None, mock_note))
+    overhead = results.get("client_overhead") or {}
+    targets.append(
+        _target(
+            "Generated client vs raw httpx, sync",
+            "<=",
+            1.10,
+            "x",
+            (overhead.get("sync") or {}).get("ratio"),
+            overhead.get("note", ""),
+        )
+    )
+    targets.append(
+        _target(
+            "Generated client vs raw httpx, async @32",
+            "<=",
+            1.15,
+            "x",
+            (overhead.get("async") or {}).get("ratio"),
+            overhead.get("note", ""),
+        )
+    )
+    signature = results.get("signature") or {}
+    targets.append(
+        _target(
+            "verify_signature vs bare HMAC compare (cost)",
+            "<=",
+            2.0,
+            "x",
+            signature.get("ratio"),
+            signature.get("note", ""),
+        )
+    )
+    scale = results.get("scale") or {}
+    sizes = scale.get("sizes") or []
+    growth = None
+    rss = None
+    if len(sizes) >= 2:
+        growth = ratio(sizes[-1].get("p50_ms"), sizes[0].get("p50_ms"))
+        rss = max(s.get("peak_rss_mb", 0.0) for s in sizes)
+    span = f"{sizes[0]['bills']:,} → {sizes[-1]['bills']:,} bills" if len(sizes) >= 2 else ""
+    targets.append(
+        _target("GET p50 latency growth with store size", "<=", 1.20, "x", growth, span or scale.get("note", ""))
+    )
+    targets.append(_target("Server peak RSS with --db", "<=", 150.0, "MB", rss, span or scale.get("note", "")))
+    return targets
+
+
+# ----------------------------------------------------------------------------------------- output
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    """Write ``results`` as indented JSON (stable key order, trailing newline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON fallback for dataclasses."""
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    """Format a number for a table cell (``n/a`` when missing)."""
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _status(target: Target) -> str:
+    """Return the table cell for a target's outcome."""
+    if target.met is None:
+        return "not measured"
+    return "**met**" if target.met else "**missed**"
+
+
+def render_markdown(results: dict[str, Any], runs: list[LoadResult], targets: list[Target]) -> str:
+    """Render the run as Markdown: targets, load table, client overhead, signature, scale, skips."""
+    meta = results["meta"]
+    lines = [
+        f"# Benchmark results ({'quick' if meta['quick'] else 'full'} run)",
+        "",
+        f"- Date: {meta['date']}",
+        f"- Machine: {meta['machine']}",
+        f"- Load generator: {meta['load_generator']}; every server is one process on 127.0.0.1, "
+        f"{meta['rounds']} interleaved round(s) of {meta['duration_s']:g} s per cell, the median round shown.",
+        "",
+        "## Targets",
+        "",
+        "| target | bound | measured | result | note |",
+        "|---|---|---|---|---|",
+    ]
+    for t in targets:
+        digits = 1 if t.unit in {"ms", "MB"} else 2
+        measured = "n/a" if t.measured is None else f"{t.measured:.{digits}f} {t.unit}".replace(" x", TIMES)
+        bound = f"{t.op} {t.limit:g} {t.unit}".replace(" x", TIMES)
+        lines.append(f"| {t.name} | {bound} | {measured} | {_status(t)} | {t.note} |")
+    lines += [
+        "",
+        "## Throughput and latency",
+        "",
+        "| scenario | connections | server | req/s | p50 ms | p90 ms | p99 ms | errors | requests |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run.scenario} | {run.connections} | {run.server} | {_fmt(run.rps, 0)} | {_fmt(run.p50_ms)} "
+            f"| {_fmt(run.p90_ms)} | {_fmt(run.p99_ms)} | {run.errors} | {run.requests:,} |"
+        )
+    overhead = results.get("client_overhead") or {}
+    if overhead.get("sync") or overhead.get("async"):
+        lines += [
+            "",
+            "## Generated client overhead (same server, same calls)",
+            "",
+            "| mode | calls | raw httpx s | generated client s | ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for mode in ("sync", "async"):
+            part = overhead.get(mode)
+            if part:
+                lines.append(
+                    f"| {part['label']} | {part['calls']:,} | {part['raw_s']:.3f} | {part['generated_s']:.3f} "
+                    f"| {part['ratio']:.3f}{TIMES} |"
+                )
+        if overhead.get("note"):
+            lines += ["", overhead["note"]]
+    signature = results.get("signature") or {}
+    if signature.get("ratio") is not None:
+        lines += [
+            "",
+            "## Notification signature check",
+            "",
+            "| check | calls/s |",
+            "|---|---:|",
+            f"| bare `hmac.new(...).hexdigest()` + `compare_digest` | {signature['bare_per_s']:,.0f} |",
+            f"| `qiwi_bill.verify_signature` | {signature['verify_per_s']:,.0f} |",
+            "",
+            f"Cost ratio: {signature['ratio']:.2f}{TIMES}. {signature.get('note', '')}".rstrip(),
+        ]
+    scale = results.get("scale") or {}
+    if scale.get("sizes"):
+        lines += [
+            "",
+            "## Scale (file-backed store, GET of random existing bills, 1 connection)",
+            "",
+            "| bills | seed s | db MB | req/s | p50 ms | p99 ms | server peak RSS MB |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for size in scale["sizes"]:
+            lines.append(
+                f"| {size['bills']:,} | {_fmt(size.get('seed_s'), 1)} | {_fmt(size.get('db_mb'), 1)} "
+                f"| {_fmt(size.get('rps'), 0)} | {_fmt(size.get('p50_ms'))} | {_fmt(size.get('p99_ms'))} "
+                f"| {_fmt(size.get('peak_rss_mb'), 1)} |"
+            )
+    if results.get("skipped"):
+        lines += ["", "## Skipped", ""]
+        lines += [f"- {s['what']}: {s['reason']}" for s in results["skipped"]]
+    if meta.get("notes"):
+        lines += ["", "## Notes", ""]
+        lines += [f"- {n}" for n in meta["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+_COLOURS = {"mock": "#1f77b4", "hello": "#7f7f7f", "prism": "#ff7f0e"}
+
+
+def write_chart(path: Path, runs: list[LoadResult], title: str) -> None:
+    """Write a PNG: throughput (top) and p50 / p99 latency (bottom) per scenario and server."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = sorted({(r.scenario, r.connections) for r in runs}, key=lambda c: (_SCENARIO_ORDER.get(c[0], 9), c[1]))
+    servers = [s for s in ("mock", "hello", "prism") if any(r.server == s for r in runs)]
+    width = 0.8 / max(1, len(servers))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7.5), sharex=True)
+    for index, server in enumerate(servers):
+        xs, rps, p50, p99 = [], [], [], []
+        for position, (scenario, connections) in enumerate(cells):
+            run = _find(runs, scenario, server, connections)
+            if run is None:
+                continue
+            xs.append(position + (index - (len(servers) - 1) / 2) * width)
+            rps.append(run.rps)
+            p50.append(run.p50_ms)
+            p99.append(run.p99_ms)
+        colour = _COLOURS.get(server)
+        top.bar(xs, rps, width, label=server, color=colour)
+        bottom.bar(xs, p99, width, color=colour, alpha=0.35, label=f"{server} p99")
+        bottom.bar(xs, p50, width, color=colour, label=f"{server} p50")
+    top.set_ylabel("requests / s")
+    top.set_title(title)
+    top.legend()
+    top.grid(axis="y", alpha=0.3)
+    bottom.set_ylabel("latency, ms (solid p50, light p99)")
+    bottom.axhline(10.0, color="red", linewidth=0.8, linestyle="--", label="10 ms p99 target")
+    bottom.legend(fontsize=8, ncol=2)
+    bottom.grid(axis="y", alpha=0.3)
+    bottom.set_xticks(range(len(cells)))
+    bottom.set_xticklabels([f"{s}\nc{c}" for s, c in cells])
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+_SCENARIO_ORDER = {"get": 0, "put": 1, "mixed": 2}
+
+
+def summarise_rounds(rounds: list[list[LoadResult]]) -> list[LoadResult]:
+    """Group the runs of all rounds by (scenario, server, connections) and keep each median run.
+
+    The medians carry the spread of the rounds' throughput in ``extra["rps_rounds"]``.
+    """
+    groups: dict[tuple[str, str, int], list[LoadResult]] = {}
+    for batch in rounds:
+        for run in batch:
+            groups.setdefault((run.scenario, run.server, run.connections), []).append(run)
+    summary = []
+    for key in sorted(groups, key=lambda k: (_SCENARIO_ORDER.get(k[0], 9), k[2], k[1])):
+        best = median_run(groups[key])
+        best.extra["rps_rounds"] = [round(r.rps, 1) for r in groups[key]]
+        best.extra["rps_median"] = round(statistics.median(r.rps for r in groups[key]), 1)
+        summary.append(best)
+    return summary
