@@ -34,13 +34,23 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
-@contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Run an ASGI app with uvicorn on a free port of 127.0.0.1 in a daemon thread; yield its base URL."""
+def bind_free_port() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1 (bind first, so the URL is known before the app is built)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """The base URL of a socket from :func:`bind_free_port`."""
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextmanager
+def serve_in_thread(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
+    """Run an ASGI app (lifespan included) with uvicorn on 127.0.0.1 in a daemon thread; yield its base URL."""
+    sock = sock or bind_free_port()
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, ws="none")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -51,7 +61,7 @@ def serve_in_thread(app: Any) -> Iterator[str]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url_of(sock)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
