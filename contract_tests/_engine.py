@@ -1,0 +1,314 @@
+"""Run schemathesis' engine (the same one ``schemathesis run`` drives) and sum up what it did.
+
+The suite does not trust a green run on its own: :class:`ConformanceReport` records how many
+operations answered, how many cases were sent, which OpenAPI links the stateful phase followed, and
+every check's pass/fail count, so a test can fail a run that tested nothing (toolchain.md §3.6: with
+the wrong stateful roots a run is green while calling one operation).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import schemathesis
+import yaml
+from schemathesis.config import SchemathesisConfig
+from schemathesis.engine import Status, events, from_schema
+
+from contract_tests import checks, hooks
+from contract_tests._target import Target
+
+__all__ = [
+    "ALL_CHECKS",
+    "ALL_PHASES",
+    "REPO_ROOT",
+    "SPEC_PATH",
+    "ConformanceReport",
+    "FailureRecord",
+    "declared_links",
+    "run_conformance",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPEC_PATH = REPO_ROOT / "openapi" / "qiwi-bill-payments.yaml"
+TOML_PATH = REPO_ROOT / "schemathesis.toml"
+ALL_PHASES = ("examples", "coverage", "fuzzing", "stateful")
+# Every built-in check the issue lists, plus the suite's own (contract_tests/checks.py).
+ALL_CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "use_after_free",
+    "ensure_resource_availability",
+    "ignored_auth",
+    # Not in the issue's list but built in and applicable: a 405 must list the allowed methods, and a
+    # second identity must not read the first one's objects (vacuous with one merchant, kept for runs
+    # that configure more).
+    "allow_header_conformance",
+    "object_level_authorization",
+    "qiwi_error_body",
+    "qiwi_bill_lifecycle",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """One distinct failure, with what it takes to reproduce it."""
+
+    check: str
+    code: str
+    title: str
+    message: str
+    operation: str
+    reproduce: str
+
+    def render(self) -> str:
+        first = self.message.strip().splitlines()[0] if self.message.strip() else ""
+        text = f"[{self.code} {self.check}] {self.operation}: {self.title}"
+        if first:
+            text += f"\n    {first}"
+        return f"{text}\n    Reproduce with:\n      {self.reproduce}"
+
+
+@dataclass(slots=True)
+class ConformanceReport:
+    """What one engine run did."""
+
+    target: str
+    phases: tuple[str, ...]
+    operations_total: int = 0
+    operations_tested: set[str] = field(default_factory=set)
+    cases: int = 0
+    links_declared: set[str] = field(default_factory=set)
+    links_covered: set[str] = field(default_factory=set)
+    checks: Counter[tuple[str, str]] = field(default_factory=Counter)
+    responses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    failures: list[FailureRecord] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stop_reason: str = ""
+    seconds: float = 0.0
+
+    @property
+    def links_missed(self) -> set[str]:
+        return self.links_declared - self.links_covered
+
+    @property
+    def checks_passed(self) -> int:
+        return sum(n for (_, status), n in self.checks.items() if status == "success")
+
+    @property
+    def checks_failed(self) -> int:
+        return sum(n for (_, status), n in self.checks.items() if status == "failure")
+
+    def checks_run(self) -> set[str]:
+        return {name for name, _ in self.checks}
+
+    def failed_checks(self) -> set[str]:
+        return {f.check for f in self.failures}
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.errors
+
+    def successes(self, operation_id: str) -> int:
+        """How many 2xx answers ``operation_id`` gave."""
+        return sum(n for (op, status), n in self.responses.items() if op == operation_id and 200 <= status < 300)
+
+    def problems(
+        self, *, require_links: bool = True, require_success: Iterable[str] = (), require_operations: int | None = None
+    ) -> list[str]:
+        """Why this run does not prove conformance (an empty list when it does)."""
+        out = [failure.render() for failure in self.failures] + self.errors
+        expected = self.operations_total if require_operations is None else require_operations
+        if len(self.operations_tested) < expected:
+            out.append(f"Only {len(self.operations_tested)} of {expected} operations got a response")
+        out.extend(
+            f"{operation_id} never succeeded (answers: {self.answers(operation_id)})"
+            for operation_id in require_success
+            if not self.successes(operation_id)
+        )
+        if require_links and "stateful" in self.phases and self.links_missed:
+            out.append("OpenAPI links never followed: " + ", ".join(sorted(self.links_missed)))
+        return out
+
+    def answers(self, operation_id: str) -> str:
+        """``"200×12, 400×3"``: the status codes ``operation_id`` answered with."""
+        counts = sorted((status, n) for (op, status), n in self.responses.items() if op == operation_id)
+        return ", ".join(f"{status}×{n}" for status, n in counts) or "none"
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            f"{self.target}: {len(self.operations_tested)}/{self.operations_total} operations, "
+            f"{self.cases} cases, phases {','.join(self.phases)}, {self.seconds:.1f}s",
+        ]
+        if "stateful" in self.phases:
+            lines.append(f"  links covered: {len(self.links_declared & self.links_covered)}/{len(self.links_declared)}")
+            lines.extend(f"    missed: {link}" for link in sorted(self.links_missed))
+        lines.append(f"  checks: {self.checks_passed} passed, {self.checks_failed} failed")
+        return lines
+
+
+def declared_links(spec: dict[str, Any] | None = None) -> set[str]:
+    """The links the OpenAPI document declares, as ``"<operationId> -> <name> -> <operationId>"``."""
+    if spec is None:
+        spec = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    out = set()
+    for item in spec["paths"].values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            for response in operation.get("responses", {}).values():
+                for name, link in (response.get("links") or {}).items():
+                    out.add(f"{operation['operationId']} -> {name} -> {link['operationId']}")
+    return out
+
+
+def load_toml() -> dict[str, Any]:
+    """The repository's ``schemathesis.toml`` as a dict (the single place checks and phases are tuned)."""
+    with TOML_PATH.open("rb") as fd:
+        return tomllib.load(fd)
+
+
+def build_config(
+    target: Target,
+    *,
+    max_examples: int,
+    seed: int | None,
+    phases: Sequence[str],
+    checks_enabled: Iterable[str],
+    generation_mode: str,
+    max_steps: int | None = None,
+) -> SchemathesisConfig:
+    """``schemathesis.toml`` with the target's URL and key, this run's budget, phases and checks."""
+    data = load_toml()
+    data.pop("reports", None)  # the engine writes no reports; the CLI does
+    data.pop("hooks", None)  # imported by this module already
+    data["auth"] = {"openapi": {"bearerAuth": {"bearer": target.secret_key}}}
+    data["base-url"] = target.base_url
+    if seed is not None:
+        data["seed"] = seed
+    generation = data.setdefault("generation", {})
+    generation["max-examples"] = max_examples
+    generation["mode"] = generation_mode
+    phase_data = data.setdefault("phases", {})
+    for name in ALL_PHASES:
+        phase_data.setdefault(name, {})["enabled"] = name in phases
+    if max_steps is not None:
+        phase_data["stateful"]["max-steps"] = max_steps
+    wanted = set(checks_enabled)
+    check_data = data.setdefault("checks", {})
+    for name in ALL_CHECKS:
+        check_data.setdefault(name, {})["enabled"] = name in wanted
+    for operation in data.get("operations", []):
+        # Per-operation overrides in the toml may only relax a check's options, never re-enable it.
+        for name in list(operation.get("checks", {})):
+            if name not in wanted:
+                operation["checks"][name]["enabled"] = False
+    return SchemathesisConfig.from_dict(data)
+
+
+def run_conformance(
+    target: Target,
+    *,
+    max_examples: int,
+    seed: int | None = None,
+    phases: Sequence[str] = ALL_PHASES,
+    checks_enabled: Iterable[str] = ALL_CHECKS,
+    operation_ids: Sequence[str] | None = None,
+    generation_mode: str = "all",
+    max_steps: int | None = None,
+) -> ConformanceReport:
+    """Run every selected phase and check against ``target`` and report what happened."""
+    config = build_config(
+        target,
+        max_examples=max_examples,
+        seed=seed,
+        phases=phases,
+        checks_enabled=checks_enabled,
+        generation_mode=generation_mode,
+        max_steps=max_steps,
+    )
+    schema = schemathesis.openapi.from_path(SPEC_PATH, config=config)
+    if operation_ids:
+        schema = schema.include(operation_id=list(operation_ids))
+    if target.app is not None:
+        schema.app = target.app
+    report = ConformanceReport(target=target.name, phases=tuple(phases))
+    report.operations_total = len(operation_ids) if operation_ids else sum(1 for _ in schema.get_all_operations())
+    report.links_declared = {
+        link
+        for link in declared_links()
+        if not operation_ids or all(part in operation_ids for part in (link.split(" -> ")[0], link.split(" -> ")[2]))
+    }
+    labels = {op.ok().label: op.ok().definition.raw["operationId"] for op in schema.get_all_operations()}
+    seen_failures: set[tuple[str, str, str]] = set()
+    checks.LEDGER.reset()
+    with hooks.configure(target.hook_settings()):
+        for event in from_schema(schema).execute():
+            if isinstance(event, events.ScenarioFinished) and event.status is not Status.SKIP:
+                _collect_scenario(report, event, labels, seen_failures)
+            elif isinstance(event, events.NonFatalError):
+                report.errors.append(f"{event.info.title}: {event.info.message}".strip())
+            elif isinstance(event, events.FatalError):
+                report.errors.append(f"Fatal: {event.exception!r}")
+            elif isinstance(event, events.EngineFinished):
+                report.stop_reason = str(event.stop_reason)
+                report.seconds = event.running_time
+                for failure in event.failures:
+                    report.failures.append(
+                        FailureRecord("after_run", failure.code, failure.title, failure.message, "", "")
+                    )
+    return report
+
+
+def _collect_scenario(
+    report: ConformanceReport,
+    event: events.ScenarioFinished,
+    labels: dict[str, str],
+    seen_failures: set[tuple[str, str, str]],
+) -> None:
+    recorder = event.recorder
+    for case_id, node in recorder.cases.items():
+        interaction = recorder.interactions.get(case_id)
+        if interaction is not None and interaction.response is not None:
+            report.operations_tested.add(node.value.operation.label)
+            if not event.is_final:
+                operation_id = labels.get(node.value.operation.label, node.value.operation.label)
+                report.responses[operation_id, interaction.response.status_code] += 1
+        if not event.is_final:
+            report.cases += 1
+        transition = node.transition
+        if transition is not None and node.is_transition_applied and node.parent_id is not None:
+            parent = recorder.cases.get(node.parent_id)
+            if parent is not None:
+                source = labels.get(parent.value.operation.label, parent.value.operation.label)
+                target = labels.get(node.value.operation.label, node.value.operation.label)
+                name = transition.id.split(" -> ")[1].split("] ", 1)[-1]
+                report.links_covered.add(f"{source} -> {name} -> {target}")
+    for case_id, nodes in recorder.checks.items():
+        for check in nodes:
+            report.checks[check.name, str(check.status)] += 1
+            info = check.failure_info
+            if check.status is not Status.FAILURE or info is None:
+                continue
+            failure = info.failure
+            operation = failure.operation or recorder.label
+            key = (check.name, operation, failure.code)
+            if key in seen_failures:
+                continue
+            seen_failures.add(key)
+            steps = "\n      ".join(step.curl for step in info.steps) if info.steps else info.code_sample
+            report.failures.append(
+                FailureRecord(check.name, failure.code, failure.title, failure.message, operation, steps)
+            )

@@ -1,0 +1,324 @@
+"""Which server the suite tests, and how to reach it.
+
+By default the suite tests the embedded mock twice: in-process through ASGI (fast) and over real TCP
+with a ``python -m qiwi_bill_mock`` subprocess (what users run). Environment variables point it at
+another server instead:
+
+- ``QIWI_BASE_URL`` and ``QIWI_SECRET_KEY`` (required together), ``QIWI_PUBLIC_KEY`` (optional);
+- ``QIWI_CONTRACT_DESTRUCTIVE=1``: fuzz creates and refunds with arbitrary amounts on that server
+  (off by default: a non-mock target gets read-only calls and 1.00 RUB bills under a unique prefix);
+- ``QIWI_CONTRACT_MOCK_CONTROLS=auto|0|1``: whether the target has the mock's ``/_mock/`` controls
+  (``auto``, the default, asks ``GET /_mock/health``);
+- ``QIWI_CONTRACT_TARGETS=asgi,tcp``: which of the two default mock targets to run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import anyio.from_thread
+import httpx
+
+from contract_tests.hooks import HookSettings, pay_over_http
+
+__all__ = [
+    "MOCK_PUBLIC_KEY",
+    "MOCK_SECRET_KEY",
+    "MOCK_SITE_ID",
+    "MockControls",
+    "MockProcess",
+    "Target",
+    "build_mock_app",
+    "env_flag",
+    "remote_target_from_env",
+]
+
+MOCK_SECRET_KEY = "contract-secret-key"
+MOCK_PUBLIC_KEY = "contract-public-key"
+MOCK_SITE_ID = "270304"
+LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+class SyncASGITransport(httpx.BaseTransport):
+    """Call an ASGI app from synchronous httpx code (httpx only ships an async ASGI transport).
+
+    Used instead of ``starlette.testclient.TestClient``, which Starlette 1.10 deprecates for httpx
+    users (``StarletteDeprecationWarning``, an error under this project's ``filterwarnings``). It runs
+    no lifespan: schemathesis starts the app's lifespan itself when it first calls the app, and tests
+    that need the notifier drain it explicitly.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._transport = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def send() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+            response = await self._transport.handle_async_request(forwarded)
+            content = await response.aread()
+            return response.status_code, response.headers.raw, content
+
+        status, headers, content = portal().call(send)
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+
+_portal: anyio.from_thread.BlockingPortal | None = None
+_portal_lock = threading.Lock()
+
+
+def portal() -> anyio.from_thread.BlockingPortal:
+    """One event loop in a background thread, shared by every synchronous in-process call."""
+    global _portal
+    with _portal_lock:
+        if _portal is None:
+            manager = anyio.from_thread.start_blocking_portal()
+            _portal = manager.__enter__()
+            atexit.register(manager.__exit__, None, None, None)
+        return _portal
+
+
+def env_flag(name: str) -> bool:
+    """Whether an opt-in environment flag is set (``1``, ``true``, ``yes``)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
+def build_mock_app(
+    *,
+    secret_key: str = MOCK_SECRET_KEY,
+    public_key: str = MOCK_PUBLIC_KEY,
+    site_id: str = MOCK_SITE_ID,
+    broken: Iterable[str] = (),
+    notify_url: str | None = None,
+    **settings: Any,
+) -> Any:
+    """A fresh in-process mock (``qiwi_bill_mock.create_app``) with one merchant."""
+    from qiwi_bill_mock import create_app
+    from qiwi_bill_mock.settings import Merchant, Settings
+
+    merchant = Merchant(secret_key=secret_key, public_key=public_key, site_id=site_id, notify_url=notify_url)
+    return create_app(Settings(merchants=(merchant,), broken=frozenset(broken), **settings))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A server under test.
+
+    Attributes:
+        name: ``mock-asgi``, ``mock-tcp`` or ``remote``.
+        base_url: Where the API lives (``http://localhost`` for the in-process app).
+        secret_key: The merchant's secret key (bearer token).
+        public_key: The merchant's public key, when known.
+        app: The ASGI app for in-process targets, else ``None``.
+        mock_controls: Whether the ``/_mock/`` test controls exist.
+        destructive: Whether arbitrary creates and refunds are allowed.
+        id_prefix: Prefix of every id the suite creates on this target.
+    """
+
+    name: str
+    base_url: str
+    secret_key: str
+    public_key: str | None = None
+    app: Any = None
+    mock_controls: bool = True
+    destructive: bool = True
+    id_prefix: str = field(default_factory=lambda: f"ct-{secrets.token_hex(4)}-")
+
+    @property
+    def safe(self) -> bool:
+        """A non-mock target without the destructive opt-in: read-only calls and 1.00 RUB bills only."""
+        return not self.destructive
+
+    def skip_reason(self, *, needs_controls: bool = False, needs_destructive: bool = False) -> str | None:
+        """Why a test cannot run against this target, or ``None``."""
+        if needs_controls and not self.mock_controls:
+            return f"{self.name} has no /_mock/ controls (set QIWI_CONTRACT_MOCK_CONTROLS=1 if it is the mock)"
+        if needs_destructive and not self.destructive:
+            return f"{self.name} is not the mock; set QIWI_CONTRACT_DESTRUCTIVE=1 to fuzz creates and refunds"
+        return None
+
+    def http(self) -> httpx.Client:
+        """A synchronous httpx client for this target (a Starlette TestClient for in-process apps)."""
+        if self.app is not None:
+            return httpx.Client(transport=SyncASGITransport(self.app), base_url=self.base_url)
+        return httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(10.0, connect=5.0))
+
+    def async_http(self) -> httpx.AsyncClient:
+        """An asynchronous httpx client for this target (ASGI transport for in-process apps)."""
+        if self.app is not None:
+            return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=self.base_url)
+        return httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(10.0, connect=5.0))
+
+    def controls(self) -> MockControls:
+        """The ``/_mock/`` controls; raise when this target has none."""
+        if not self.mock_controls:
+            raise RuntimeError(self.skip_reason(needs_controls=True))
+        return MockControls(self)
+
+    def hook_settings(self) -> HookSettings:
+        """What the schemathesis hooks must do for this target."""
+        pay = None
+        if self.mock_controls:
+            client = self.http()
+
+            def pay(bill_id: str) -> dict[str, Any] | None:
+                return pay_over_http(self.base_url, self.secret_key, bill_id, client=client)
+
+        return HookSettings(
+            pay_bill=pay, id_prefix="" if self.destructive else self.id_prefix, safe_amounts=self.safe
+        )
+
+
+class MockControls:
+    """The mock's test-only ``/_mock/`` endpoints (not part of the QIWI API)."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._headers = {"Authorization": f"Bearer {target.secret_key}"}
+
+    def _call(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        with self._target.http() as client:
+            return client.request(method, path, headers=self._headers, json=json)
+
+    def pay(self, bill_id: str) -> httpx.Response:
+        return self._call("POST", f"/_mock/bills/{quote(bill_id, safe='')}/pay")
+
+    def expire(self, bill_id: str) -> httpx.Response:
+        return self._call("POST", f"/_mock/bills/{quote(bill_id, safe='')}/expire")
+
+    def advance_clock(self, seconds: float) -> httpx.Response:
+        return self._call("POST", "/_mock/clock/advance", json={"seconds": seconds})
+
+    def notifications(self) -> Any:
+        response = self._call("GET", "/_mock/notifications")
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self) -> None:
+        self._call("POST", "/_mock/reset").raise_for_status()
+
+
+def probe_mock_controls(base_url: str) -> bool:
+    """Whether ``base_url`` answers ``GET /_mock/health`` like the mock does."""
+    try:
+        response = httpx.get(f"{base_url.rstrip('/')}/_mock/health", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def remote_target_from_env() -> Target | None:
+    """The target named by ``QIWI_BASE_URL``/``QIWI_SECRET_KEY``, or ``None`` when unset."""
+    base_url = os.environ.get("QIWI_BASE_URL", "").strip()
+    if not base_url:
+        return None
+    secret_key = os.environ.get("QIWI_SECRET_KEY", "")
+    if not secret_key:
+        raise RuntimeError("QIWI_BASE_URL is set but QIWI_SECRET_KEY is not: the suite needs the merchant's secret key")
+    controls = os.environ.get("QIWI_CONTRACT_MOCK_CONTROLS", "auto").strip().lower()
+    has_controls = probe_mock_controls(base_url) if controls == "auto" else controls in {"1", "true", "yes"}
+    return Target(
+        name="remote",
+        base_url=base_url.rstrip("/"),
+        secret_key=secret_key,
+        public_key=os.environ.get("QIWI_PUBLIC_KEY") or None,
+        mock_controls=has_controls,
+        destructive=has_controls or env_flag("QIWI_CONTRACT_DESTRUCTIVE"),
+    )
+
+
+class MockProcess:
+    """``python -m qiwi_bill_mock`` on 127.0.0.1 with a free port, for the duration of a ``with`` block."""
+
+    def __init__(
+        self,
+        *,
+        secret_key: str = MOCK_SECRET_KEY,
+        public_key: str = MOCK_PUBLIC_KEY,
+        site_id: str = MOCK_SITE_ID,
+        broken: Iterable[str] = (),
+        startup_timeout: float = 20.0,
+    ) -> None:
+        self.secret_key, self.public_key, self.site_id = secret_key, public_key, site_id
+        self.broken = tuple(broken)
+        self.startup_timeout = startup_timeout
+        self.base_url = ""
+        self._process: subprocess.Popen[str] | None = None
+        self._output: list[str] = []
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "qiwi_bill_mock", "--host", "127.0.0.1", "--port", "0"]
+        command += ["--secret-key", self.secret_key, "--public-key", self.public_key, "--site-id", self.site_id]
+        if self.broken:
+            command += ["--broken", ",".join(self.broken)]
+        return command
+
+    def __enter__(self) -> MockProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("QIWI_MOCK_BROKEN", None)
+        self._process = subprocess.Popen(
+            self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        found = threading.Event()
+
+        def read() -> None:
+            assert self._process is not None and self._process.stdout is not None
+            for line in self._process.stdout:
+                self._output.append(line)
+                match = LISTENING.search(line)
+                if match and not found.is_set():
+                    self.base_url = match.group(1).rstrip("/")
+                    found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not found.wait(self.startup_timeout):
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"the mock did not start in {self.startup_timeout}s: {''.join(self._output)[-2000:]}")
+        deadline = time.monotonic() + self.startup_timeout
+        while not probe_mock_controls(self.base_url):
+            if time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"the mock at {self.base_url} never answered /_mock/health")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        with contextlib.suppress(Exception):
+            if process.stdout is not None:
+                process.stdout.close()
+
+    def target(self, *, name: str = "mock-tcp") -> Target:
+        return Target(name=name, base_url=self.base_url, secret_key=self.secret_key, public_key=self.public_key)
+
+
+def mock_asgi_target(**settings: Any) -> Target:
+    """A fresh in-process mock as a target."""
+    return Target(
+        name="mock-asgi",
+        base_url="http://localhost",
+        secret_key=settings.get("secret_key", MOCK_SECRET_KEY),
+        public_key=settings.get("public_key", MOCK_PUBLIC_KEY),
+        app=build_mock_app(**settings),
+    )
