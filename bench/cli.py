@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -207,6 +208,12 @@ def _version(argv: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return (proc.stdout or proc.stderr).strip().splitlines()[0] if (proc.stdout or proc.stderr).strip() else ""
+
+
+def _wrk_version(binary: str) -> str:
+    """Return wrk's version number (``4.1.0``), or ``""``."""
+    found = re.search(r"\d+\.\d+\.\d+", _version([binary, "--version"]))
+    return found.group(0) if found else ""
 
 
 def _create_get_bill(base_url: str) -> None:
@@ -471,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": config.rounds,
         "duration_s": config.duration_s,
         "load_generator": (
-            f"{_version([run.wrk, '--version']) or 'wrk'} (-t1, Lua scripts in bench/lua)"
+            f"wrk {_wrk_version(run.wrk)} (-t1, Lua scripts in bench/lua)"
             if run.wrk
             else "built-in Python asyncio generator (wrk missing)"
         ),

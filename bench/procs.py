@@ -84,6 +84,7 @@ class ServerProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        stop_signal: int = signal.SIGTERM,
     ) -> None:
         """Describe the server; nothing starts before :meth:`start`.
 
@@ -95,6 +96,7 @@ class ServerProcess:
             port: The port passed in ``argv``; None when the server prints its own address.
             env: Extra environment variables.
             cwd: Working directory.
+            stop_signal: The first signal :meth:`stop` sends (SIGINT lets cProfile write its data).
         """
         self.name = name
         self.argv = argv
@@ -103,6 +105,7 @@ class ServerProcess:
         self.port = port
         self.env = env
         self.cwd = cwd
+        self.stop_signal = stop_signal
         self.base_url = f"http://127.0.0.1:{port}" if port else ""
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -163,12 +166,12 @@ class ServerProcess:
         return tree_peak_rss_bytes(self.pid) if self._proc and self._proc.poll() is None else 0
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the server's process group: SIGTERM, then SIGKILL after ``timeout_s``."""
+        """Stop the server's process group: SIGTERM (or ``stop_signal``), then SIGKILL after ``timeout_s``."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, self.stop_signal)
         except ProcessLookupError:
             return
         try:
