@@ -873,6 +873,13 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
             pass  # paid or expired meanwhile: the form below shows which
         return _redirect(f"{root}/form/?{options.query(bill.invoice_uid)}")
 
+    async def back_to_form(request: Request) -> Response:
+        # A GET of a button's URL (a bookmark, a reload after the browser dropped the POST): show the form instead
+        # of a bare 405; nothing is paid or declined by a GET.
+        params = _query(request)
+        options = parse_form_options(params)
+        return _redirect(f"{_root(request)}/form/?{options.query(parse_invoice_uid(params))}")
+
     async def create(request: Request) -> Response:
         items = request.query_params.multi_items()
         params = parse_create_params(items)
@@ -929,6 +936,8 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         Route("/form/", guarded(form_page), methods=["GET"]),
         Route("/form/pay", guarded(pay), methods=["POST"]),
         Route("/form/decline", guarded(decline), methods=["POST"]),
+        Route("/form/pay", guarded(back_to_form), methods=["GET"]),
+        Route("/form/decline", guarded(back_to_form), methods=["GET"]),
         Route("/create", guarded(create), methods=["GET"]),
         Route("/popup/v1.js", popup_script, methods=["GET"]),
         Route("/static/{name}", static, methods=["GET"]),

@@ -209,6 +209,15 @@ def test_pay_source_must_be_offered(client, store):
     assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
 
 
+def test_a_get_of_a_button_url_shows_the_form_and_changes_nothing(client, store):
+    bill = issue(store)
+    for action in ("pay", "decline"):
+        response = client.get(f"/form/{action}?invoice_uid={bill.invoice_uid}&paySource=card")
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/form/?invoice_uid={bill.invoice_uid}&paySource=card"
+    assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
+
+
 def test_decline_rejects_the_bill(client, store):
     bill = issue(store)
     response = client.post(f"/form/decline?invoice_uid={bill.invoice_uid}")
