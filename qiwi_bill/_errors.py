@@ -18,6 +18,11 @@ class InvalidFieldError(ValueError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[InvalidFieldError], tuple[str, str]]:
+        # Keep the two-argument constructor picklable (multiprocessing, task queues).
+        return type(self), (self.field, self.reason)
 
 
 class InvalidSignatureError(ValueError):

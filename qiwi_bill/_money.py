@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_DOWN, Context, Decimal, InvalidOperation
 
 from ._errors import InvalidFieldError
 
@@ -18,6 +18,8 @@ MAX_AMOUNT = Decimal("999999.99")
 MIN_AMOUNT = Decimal("0.01")
 
 _CENT = Decimal("0.01")
+# A private context: results must not depend on whatever decimal context the caller's thread has set.
+_CONTEXT = Context(prec=40, rounding=ROUND_HALF_DOWN, traps=[InvalidOperation])
 # Already canonical: no sign, no leading zero, exactly two ASCII decimals. Such strings (every amount QIWI
 # has sent since 2018) skip Decimal entirely, which keeps signature verification cheap.
 _CANONICAL = re.compile(r"(?:0|[1-9][0-9]*)\.[0-9][0-9]")
@@ -47,33 +49,38 @@ def normalize_amount(value: AmountInput | float, *, field: str = "amount") -> st
         return value
     number = _to_decimal(value, field=field, allow_float=True)
     try:
-        return f"{number.quantize(_CENT, rounding=ROUND_HALF_DOWN):f}"
+        return f"{number.quantize(_CENT, rounding=ROUND_HALF_DOWN, context=_CONTEXT):f}"
     except InvalidOperation:
         raise InvalidFieldError(field, "amount is too large to represent with two decimals") from None
 
 
-def format_amount(value: AmountInput, *, field: str = "amount") -> str:
+def format_amount(value: AmountInput, *, strict: bool = False, field: str = "amount") -> str:
     """Format an amount for the wire: exactly two decimals, ``0.01`` to ``999999.99``.
 
     >>> format_amount(Decimal("10.5"))
     '10.50'
 
-    Rounding of a third decimal is half-down (see :func:`normalize_amount`); the range is checked after rounding,
-    so ``"0.004"`` is rejected rather than sent as ``"0.00"``.
+    A third decimal is rounded half-down (see :func:`normalize_amount`), or refused with ``strict=True`` (QIWI
+    itself answers ``validation.error`` for more than two decimals). The range is checked after rounding, so
+    ``"0.004"`` is rejected rather than sent as ``"0.00"``.
 
     Args:
         value: A ``Decimal``, an ``int`` or a decimal string. ``float`` is refused.
+        strict: Refuse values with more than two significant decimals instead of rounding them.
         field: The field name used in error messages.
 
     Returns:
         The amount as QIWI expects it, e.g. ``"10.50"``.
 
     Raises:
-        InvalidFieldError: ``value`` is a float, a bool, not a finite number, ``<= 0`` or ``> 999999.99``.
+        InvalidFieldError: ``value`` is a float, a bool, not a finite number, ``<= 0`` or ``> 999999.99``, or
+            (``strict``) has more than two decimals.
     """
     if isinstance(value, float):
         raise InvalidFieldError(field, "floats are not accepted for money; pass a Decimal, an int or a string")
     text = normalize_amount(value, field=field)
+    if strict and Decimal(text) != _to_decimal(value, field=field, allow_float=False):
+        raise InvalidFieldError(field, f"more than two decimals: {str(value).strip()[:40]}")
     number = Decimal(text)
     if number < MIN_AMOUNT:
         raise InvalidFieldError(field, f"must be at least {MIN_AMOUNT} after rounding to 2 decimals, got {text}")
@@ -102,7 +109,7 @@ def parse_amount(value: AmountInput, *, field: str = "amount") -> Decimal:
     number = _to_decimal(value, field=field, allow_float=False)
     if number.as_tuple().exponent >= -2:  # type: ignore[operator]  # finite: the exponent is an int
         try:
-            return number.quantize(_CENT)
+            return number.quantize(_CENT, context=_CONTEXT)
         except InvalidOperation:
             raise InvalidFieldError(field, "amount is too large to represent with two decimals") from None
     return number

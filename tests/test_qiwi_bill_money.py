@@ -181,3 +181,32 @@ def test_property_output_never_has_more_than_two_decimals(value):
 def test_property_normalize_matches_decimal_formatting(value):
     assert normalize_amount(f"{value:f}") == f"{value.quantize(Decimal('0.01')):f}"
     assert normalize_amount(value) == normalize_amount(str(value))
+
+
+@pytest.mark.parametrize("value", ["1.005", "0.001", Decimal("10.123")])
+def test_strict_format_refuses_a_third_decimal(value):
+    with pytest.raises(InvalidFieldError, match=r"^amount: more than two decimals"):
+        format_amount(value, strict=True)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1.000", "1.00"), ("1.5", "1.50"), (7, "7.00"), ("1.10", "1.10")])
+def test_strict_format_accepts_trailing_zeros(value, expected):
+    assert format_amount(value, strict=True) == expected
+
+
+def test_results_do_not_depend_on_the_callers_decimal_context():
+    import decimal
+
+    with decimal.localcontext() as context:
+        context.prec = 3
+        context.rounding = decimal.ROUND_UP
+        assert format_amount("123456.785") == "123456.78"
+        assert parse_amount("123456.78") == Decimal("123456.78")
+
+
+def test_errors_pickle_round_trip():
+    import pickle
+
+    error = InvalidFieldError("amount", "must be positive")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.field, str(copy)) == (InvalidFieldError, "amount", "amount: must be positive")
