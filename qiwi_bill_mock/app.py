@@ -92,7 +92,8 @@ class _RawRoute(BaseRoute):
 
     def _params(self, scope: Scope) -> dict[str, Any] | None:
         raw = scope.get("raw_path") or scope["path"].encode("utf-8")
-        segments = raw.split(b"?", 1)[0].strip(b"/").split(b"/") if raw.strip(b"/?") else [b""]
+        # Keep empty segments: `/bills/` is an empty billId (400), not an unknown URL.
+        segments = raw.split(b"?", 1)[0].removeprefix(b"/").split(b"/")
         if len(segments) != len(self.parts):
             return None
         params: dict[str, Any] = {}

@@ -1,0 +1,321 @@
+"""The state machine and its persistence, without HTTP."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from mock_helpers import OTHER_SITE, SITE, FakeClock, make_settings, sequential_ids
+
+from qiwi_bill_mock import store as store_module
+from qiwi_bill_mock.store import (
+    BillConflict,
+    BillDraft,
+    BillNotFound,
+    DraftInvalid,
+    IncorrectRefundAmount,
+    RefundConflict,
+    Store,
+    WrongBillStatus,
+)
+from qiwi_bill_mock.wire import bill_to_wire, format_timestamp, parse_rfc3339, to_micros
+
+
+def draft(clock: FakeClock, *, amount: str = "10.00", days: float = 1, currency: str = "RUB", **kw) -> BillDraft:
+    expiration = clock() + timedelta(days=days)
+    return BillDraft(
+        amount=Decimal(amount),
+        currency=currency,
+        expiration=expiration,
+        expiration_text=expiration.isoformat(),
+        **kw,
+    )
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> Store:
+    return Store(make_settings(notify_url="http://merchant.test/notify"), clock=clock, id_factory=sequential_ids())
+
+
+def test_exported_names() -> None:
+    assert set(store_module.__all__) <= set(dir(store_module))
+
+
+def test_create_then_get_returns_waiting_bill(store: Store, clock: FakeClock) -> None:
+    bill, created = store.create_bill(SITE, "b1", draft(clock, comment="hi", customer={"phone": "79123456789"}))
+    assert created
+    assert bill.status == "WAITING"
+    assert bill.created_us == bill.changed_us == to_micros(clock())
+    assert bill.invoice_uid == "00000000-0000-0000-0000-000000000001"
+    assert store.get_bill(SITE, "b1") == bill
+    assert store.get_bill_by_invoice_uid(bill.invoice_uid) == bill
+
+
+def test_repeated_create_returns_stored_bill_unchanged(store: Store, clock: FakeClock) -> None:
+    first, _ = store.create_bill(SITE, "b1", draft(clock))
+    clock.advance(5)
+    again, created = store.create_bill(SITE, "b1", draft(clock, amount="99.00"))
+    assert not created
+    assert again == first
+
+
+def test_strict_idempotency_refuses_a_different_body(clock: FakeClock) -> None:
+    strict = Store(make_settings(strict_idempotency=True), clock=clock)
+    body = draft(clock)
+    strict.create_bill(SITE, "b1", body)
+    assert strict.create_bill(SITE, "b1", body)[1] is False
+    with pytest.raises(BillConflict):
+        strict.create_bill(SITE, "b1", draft(clock, amount="11.00"))
+
+
+def test_merchants_are_isolated(store: Store, clock: FakeClock) -> None:
+    store.create_bill(SITE, "b1", draft(clock))
+    assert store.get_bill(OTHER_SITE, "b1") is None
+    with pytest.raises(BillNotFound):
+        store.pay_bill(OTHER_SITE, "b1")
+    other, created = store.create_bill(OTHER_SITE, "b1", draft(clock, amount="3.00"))
+    assert created
+    assert other.amount == Decimal("3.00")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"amount": "0"}, "amount.value"),
+        ({"amount": "1000000"}, "amount.value"),
+        ({"amount": "1.001"}, "amount.value"),
+        ({"currency": "USD"}, "amount.currency"),
+        ({"days": -1}, "expirationDateTime"),
+        ({"comment": "x" * 256}, "comment"),
+        ({"custom_fields": {"k": "v" * 256}}, "customFields.k"),
+    ],
+)
+def test_invalid_drafts_are_refused_before_anything_is_stored(store: Store, clock: FakeClock, kwargs, field) -> None:
+    with pytest.raises(DraftInvalid) as info:
+        store.create_bill(SITE, "b1", draft(clock, **kwargs))
+    assert field in info.value.cause
+    assert store.get_bill(SITE, "b1") is None
+
+
+def test_pay_reject_expire_transitions(store: Store, clock: FakeClock) -> None:
+    for bill_id in ("paid", "rejected", "expired"):
+        store.create_bill(SITE, bill_id, draft(clock))
+    clock.advance(1.5)
+    paid = store.pay_bill(SITE, "paid", pay_source="card")
+    assert (paid.status, paid.pay_source) == ("PAID", "card")
+    assert paid.changed_us == to_micros(clock())
+    assert store.pay_bill(SITE, "paid") == paid  # idempotent
+    rejected = store.reject_bill(SITE, "rejected")
+    assert rejected.status == "REJECTED"
+    assert store.reject_bill(SITE, "rejected") == rejected  # a REJECTED bill returns itself
+    assert store.expire_bill(SITE, "expired").status == "EXPIRED"
+    for action in (store.reject_bill, store.expire_bill):
+        with pytest.raises(WrongBillStatus) as info:
+            action(SITE, "paid")
+        assert info.value.status == "PAID"
+    with pytest.raises(WrongBillStatus):
+        store.pay_bill(SITE, "rejected")
+    with pytest.raises(WrongBillStatus):
+        store.reject_bill(SITE, "expired")
+    with pytest.raises(ValueError, match="paySource"):
+        store.pay_bill(SITE, "paid", pay_source="bitcoin")
+
+
+def test_expiry_is_lazy_on_read_and_swept(store: Store, clock: FakeClock) -> None:
+    store.create_bill(SITE, "read", draft(clock, days=1))
+    store.create_bill(SITE, "swept", draft(clock, days=1))
+    store.create_bill(SITE, "later", draft(clock, days=3))
+    clock.advance(86400)
+    bill = store.get_bill(SITE, "read")
+    assert bill is not None
+    assert bill.status == "EXPIRED"
+    # changedDateTime = expirationDateTime, as the successor's EXPIRED example shows.
+    assert bill.changed_us == bill.expires_us
+    assert store.sweep_expired() == 1
+    assert store.get_bill(SITE, "swept").status == "EXPIRED"  # type: ignore[union-attr]
+    assert store.get_bill(SITE, "later").status == "WAITING"  # type: ignore[union-attr]
+    with pytest.raises(WrongBillStatus):
+        store.pay_bill(SITE, "read")
+
+
+def test_expiry_lag_is_scaled(clock: FakeClock) -> None:
+    lagging = Store(make_settings(expiry_lag=600, time_scale=0.1), clock=clock)
+    lagging.create_bill(SITE, "b", draft(clock, days=1))
+    clock.advance(86400 + 59)
+    assert lagging.get_bill(SITE, "b").status == "WAITING"  # type: ignore[union-attr]
+    clock.advance(1)
+    assert lagging.get_bill(SITE, "b").status == "EXPIRED"  # type: ignore[union-attr]
+
+
+def test_advance_clock_moves_the_mock_clock(store: Store, clock: FakeClock) -> None:
+    before = store.now()
+    after = store.advance_clock(3600)
+    assert after - before == timedelta(hours=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        store.advance_clock(-1)
+    store.reset(SITE)
+    assert store.now() == clock()
+
+
+def test_refunds_partial_then_full(store: Store, clock: FakeClock) -> None:
+    store.create_bill(SITE, "b", draft(clock, amount="10.00"))
+    with pytest.raises(WrongBillStatus):
+        store.create_refund(SITE, "b", "r0", amount=Decimal("1.00"), currency="RUB")
+    store.pay_bill(SITE, "b")
+    first, created = store.create_refund(SITE, "b", "r1", amount=Decimal("4.00"), currency="RUB")
+    assert (first.status, created) == ("PARTIAL", True)
+    assert store.create_refund(SITE, "b", "r1", amount=Decimal("4.00"), currency="RUB") == (first, False)
+    with pytest.raises(RefundConflict):
+        store.create_refund(SITE, "b", "r1", amount=Decimal("5.00"), currency="RUB")
+    with pytest.raises(IncorrectRefundAmount, match="exceeds"):
+        store.create_refund(SITE, "b", "r2", amount=Decimal("6.01"), currency="RUB")
+    with pytest.raises(IncorrectRefundAmount, match="currency"):
+        store.create_refund(SITE, "b", "r2", amount=Decimal("1.00"), currency="KZT")
+    last, _ = store.create_refund(SITE, "b", "r2", amount=Decimal("6.00"), currency="RUB")
+    assert last.status == "FULL"
+    with pytest.raises(IncorrectRefundAmount):
+        store.create_refund(SITE, "b", "r3", amount=Decimal("0.01"), currency="RUB")
+    assert [r.refund_id for r in store.list_refunds(SITE, "b")] == ["r1", "r2"]
+    assert store.get_refund(SITE, "b", "nope") is None
+    with pytest.raises(BillNotFound):
+        store.create_refund(SITE, "nope", "r", amount=Decimal("1"), currency="RUB")
+
+
+def test_paying_queues_one_notification_in_the_same_transaction(store: Store, clock: FakeClock) -> None:
+    woken: list[bool] = []
+    store.add_outbox_listener(lambda: woken.append(True))
+    store.create_bill(SITE, "b", draft(clock))
+    store.reject_bill(SITE, "b")  # REJECTED does not notify by default (only PAID is documented)
+    store.create_bill(SITE, "p", draft(clock))
+    store.pay_bill(SITE, "p")
+    store.pay_bill(SITE, "p")
+    deliveries = store.list_deliveries(SITE)
+    assert [(d["billId"], d["status"], d["state"]) for d in deliveries] == [("p", "PAID", "pending")]
+    assert woken == [True]
+    claimed = store.claim_due_deliveries()
+    assert len(claimed) == 1
+    assert store.claim_due_deliveries() == []  # leased
+    assert b'"version":"1"' in claimed[0].body
+
+
+def test_retry_schedule_then_failure(clock: FakeClock) -> None:
+    store = Store(
+        make_settings(notify_url="http://m.test/n", retry_schedule=(60.0, 120.0), time_scale=0.5), clock=clock
+    )
+    store.create_bill(SITE, "p", draft(clock))
+    store.pay_bill(SITE, "p")
+    for expected_delay in (30, 60):
+        (delivery,) = store.claim_due_deliveries()
+        store.record_attempt(delivery, started_us=to_micros(clock()), status_code=500, latency_ms=1.0, error="HTTP 500")
+        assert store.claim_due_deliveries() == []
+        clock.advance(expected_delay)
+    (delivery,) = store.claim_due_deliveries()
+    store.record_attempt(delivery, started_us=to_micros(clock()), status_code=None, latency_ms=2.0, error="boom")
+    (record,) = store.list_deliveries(SITE)
+    assert record["state"] == "failed"
+    assert [a["statusCode"] for a in record["attempts"]] == [500, 500, None]
+    assert record["attempts"][2]["error"] == "boom"
+
+
+def test_file_database_survives_reopen(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(db_path=str(tmp_path / "mock.db"), notify_url="http://m.test/n")
+    first = Store(settings, clock=clock)
+    first.create_bill(SITE, "b", draft(clock))
+    first.pay_bill(SITE, "b")
+    first.close()
+    second = Store(settings, clock=clock)
+    assert second.get_bill(SITE, "b").status == "PAID"  # type: ignore[union-attr]
+    assert len(second.claim_due_deliveries()) == 1
+
+
+def test_concurrent_workers_on_one_file_keep_the_invariants(tmp_path: Path, clock: FakeClock) -> None:
+    # Several Store objects on one file behave like several worker processes (one connection each).
+    settings = make_settings(db_path=str(tmp_path / "mock.db"))
+    stores = [Store(settings, clock=clock) for _ in range(4)]
+    stores[0].create_bill(SITE, "b", draft(clock, amount="10.00"))
+    stores[0].pay_bill(SITE, "b")
+    created: list[bool] = []
+    refunded: list[str] = []
+    errors: list[Exception] = []
+
+    def work(index: int) -> None:
+        s = stores[index % len(stores)]
+        created.append(s.create_bill(SITE, "same", draft(clock))[1])
+        try:
+            s.create_refund(SITE, "b", f"r{index}", amount=Decimal("1.00"), currency="RUB")
+            refunded.append(f"r{index}")
+        except IncorrectRefundAmount as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert created.count(True) == 1
+    assert len(refunded) == 10
+    assert len(errors) == 6
+    assert stores[1].get_bill(SITE, "b").refunded == Decimal("10.00")  # type: ignore[union-attr]
+
+
+def test_concurrent_reject_and_pay_end_in_one_final_status(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(db_path=str(tmp_path / "mock.db"))
+    a, b = Store(settings, clock=clock), Store(settings, clock=clock)
+    outcomes: list[str] = []
+    for n in range(10):
+        a.create_bill(SITE, f"b{n}", draft(clock))
+
+    def act(s: Store, method: str, bill_id: str) -> None:
+        try:
+            outcomes.append(getattr(s, method)(SITE, bill_id).status)
+        except WrongBillStatus as exc:
+            outcomes.append(f"refused:{exc.status}")
+
+    for n in range(10):
+        threads = [
+            threading.Thread(target=act, args=(a, "pay_bill", f"b{n}")),
+            threading.Thread(target=act, args=(b, "reject_bill", f"b{n}")),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = a.get_bill(SITE, f"b{n}").status  # type: ignore[union-attr]
+        assert final in ("PAID", "REJECTED")
+        assert outcomes[-2:].count(final) == 1
+
+
+def test_wire_shape_and_key_order(store: Store, clock: FakeClock) -> None:
+    expiration, with_fraction = parse_rfc3339("2030-04-13T14:30:00.123456789+05:00")
+    assert with_fraction
+    body = BillDraft(
+        amount=Decimal("10"),
+        currency="RUB",
+        expiration=expiration,
+        expiration_text="2030-04-13T14:30:00.123+05:00",
+        customer={},
+        custom_fields={"themeCode": "x"},
+    )
+    bill, _ = store.create_bill(SITE, "b", body)
+    wire = bill_to_wire(bill, pay_url="http://mock.test/form/?invoice_uid=u")
+    assert list(wire) == [
+        "siteId",
+        "billId",
+        "amount",
+        "status",
+        "customFields",
+        "creationDateTime",
+        "expirationDateTime",
+        "payUrl",
+    ]
+    assert wire["amount"] == {"currency": "RUB", "value": "10.00"}
+    assert wire["creationDateTime"] == format_timestamp(to_micros(clock())) == "2026-03-01T12:00:00.000+03:00"
+
+
+@pytest.mark.parametrize("text", ["2030-01-01T00:00:00", "2030-01-01T00:00:00+0300", "0000-01-01T00:00:00Z", "x"])
+def test_parse_rfc3339_refuses_what_qiwi_refused(text: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the message varies by case
+        parse_rfc3339(text)
