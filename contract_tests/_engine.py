@@ -143,9 +143,9 @@ class ConformanceReport:
         return out
 
     def answers(self, operation_id: str) -> str:
-        """``"200×12, 400×3"``: the status codes ``operation_id`` answered with."""
+        """``"200x12, 400x3"``: the status codes ``operation_id`` answered with."""
         counts = sorted((status, n) for (op, status), n in self.responses.items() if op == operation_id)
-        return ", ".join(f"{status}×{n}" for status, n in counts) or "none"
+        return ", ".join(f"{status}x{n}" for status, n in counts) or "none"
 
     def summary_lines(self) -> list[str]:
         lines = [
@@ -296,7 +296,7 @@ def _collect_scenario(
                 target = labels.get(node.value.operation.label, node.value.operation.label)
                 name = transition.id.split(" -> ")[1].split("] ", 1)[-1]
                 report.links_covered.add(f"{source} -> {name} -> {target}")
-    for case_id, nodes in recorder.checks.items():
+    for nodes in recorder.checks.values():
         for check in nodes:
             report.checks[check.name, str(check.status)] += 1
             info = check.failure_info

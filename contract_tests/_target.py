@@ -177,9 +177,7 @@ class Target:
             def pay(bill_id: str) -> dict[str, Any] | None:
                 return pay_over_http(self.base_url, self.secret_key, bill_id, client=client)
 
-        return HookSettings(
-            pay_bill=pay, id_prefix="" if self.destructive else self.id_prefix, safe_amounts=self.safe
-        )
+        return HookSettings(pay_bill=pay, id_prefix="" if self.destructive else self.id_prefix, safe_amounts=self.safe)
 
 
 class MockControls:
@@ -275,7 +273,8 @@ class MockProcess:
         found = threading.Event()
 
         def read() -> None:
-            assert self._process is not None and self._process.stdout is not None
+            assert self._process is not None
+            assert self._process.stdout is not None
             for line in self._process.stdout:
                 self._output.append(line)
                 match = LISTENING.search(line)

@@ -18,7 +18,6 @@ import threading
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
-
 from urllib.parse import unquote
 
 import schemathesis
@@ -103,8 +102,7 @@ class Ledger:
             problems.append(f"Bill {bill_id!r} was {record.status} (a final status) and is now {status}")
         if (record.currency, record.amount) != amount:
             problems.append(
-                f"Bill {bill_id!r} changed its amount from {record.amount} {record.currency} "
-                f"to {amount[1]} {amount[0]}"
+                f"Bill {bill_id!r} changed its amount from {record.amount} {record.currency} to {amount[1]} {amount[0]}"
             )
         if record.status not in FINAL_STATUSES:
             record.status = status
@@ -148,7 +146,9 @@ class Ledger:
         problems.extend(self._observe_bill(body))
         return problems
 
-    def _check_refund(self, operation_id: str, case: schemathesis.Case, bill_id: Any, body: dict[str, Any]) -> list[str]:
+    def _check_refund(
+        self, operation_id: str, case: schemathesis.Case, bill_id: Any, body: dict[str, Any]
+    ) -> list[str]:
         problems = []
         refund_id = (case.path_parameters or {}).get("refundId")
         amount = _response_amount(body)
@@ -227,7 +227,8 @@ def qiwi_error_body(ctx: schemathesis.CheckContext, response: schemathesis.Respo
         return
     body = _json(response)
     if not isinstance(body, dict):
-        raise AssertionError(f"{response.status_code} response without QIWI's JSON error body: {response.content[:200]!r}")
+        content = response.content[:200]
+        raise AssertionError(f"{response.status_code} response without QIWI's JSON error body: {content!r}")
     missing = [name for name in ERROR_FIELDS if not isinstance(body.get(name), str)]
     if missing:
         raise AssertionError(f"{response.status_code} error body lacks string field(s) {', '.join(missing)}: {body}")
@@ -236,7 +237,9 @@ def qiwi_error_body(ctx: schemathesis.CheckContext, response: schemathesis.Respo
 
 
 @schemathesis.check
-def qiwi_bill_lifecycle(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> None:
+def qiwi_bill_lifecycle(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
     """Statuses, amounts and refunds move as QIWI documents them (see the module docstring)."""
     problems = LEDGER.check(case, response.status_code, _json(response))
     if problems:
