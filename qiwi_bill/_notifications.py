@@ -31,6 +31,7 @@ from ._signature import (
     SignatureHeaderInput,
     _decode,
     _key,
+    _mac,
     _signature_bytes,
     signature_message,
 )
@@ -117,13 +118,13 @@ def parse_notification(
         InvalidNotificationError: (a subclass) The body is not JSON, or a field is missing or malformed.
         InvalidFieldError: ``secret`` is empty.
     """
-    key = _key(secret)
+    mac = _mac(secret)
     received = _signature_bytes(signature_header)
     if received is None:
         raise InvalidSignatureError(f"missing or malformed {SIGNATURE_HEADER} header (expected 64 hex digits)")
     data = _load(body)
-    expected = hmac.digest(key, signature_message(data).encode(), "sha256")
-    if not hmac.compare_digest(expected, received):
+    mac.update(signature_message(data).encode())
+    if not hmac.compare_digest(mac.digest(), received):
         raise InvalidSignatureError(f"the {SIGNATURE_HEADER} signature does not match the notification")
     return _model(data)
 

@@ -365,3 +365,14 @@ def test_property_arbitrary_headers_never_raise(bill, secret, header):
 @given(body=st.one_of(st.binary(max_size=200), st.text(max_size=200)), secret=_secrets)
 def test_property_arbitrary_bodies_never_raise(body, secret):
     assert verify_signature(body, "0" * 64, secret=secret) is False
+
+
+def test_secret_subclasses_and_alternating_secrets_sign_correctly():
+    class Secret(str):
+        pass
+
+    assert compute_signature(golden_bill(), secret=Secret(SECRET)) == GOLDEN
+    # The prepared-key cache must never mix keys up.
+    for _ in range(3):
+        assert compute_signature(golden_bill(), secret="other") != GOLDEN
+        assert compute_signature(golden_bill(), secret=SECRET) == GOLDEN
