@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from qiwi_bill import MAX_AMOUNT, MOSCOW_TZ, InvalidFieldError, format_amount, parse_lifetime
+from qiwi_bill import MAX_AMOUNT, MOSCOW_TZ, InvalidFieldError, format_amount, generate_bill_id, parse_lifetime
 from qiwi_bill_mock.store import Bill, BillConflict, BillDraft, DraftInvalid, Store, WrongBillStatus
 from qiwi_bill_mock.wire import format_expiration, from_micros
 
@@ -60,7 +59,7 @@ __all__ = [
     "validate_success_url",
 ]
 
-STATIC_DIR: Final = Path(__file__).parent / "static"
+_STATIC_DIR: Final = Path(__file__).parent / "static"
 
 #: The payment methods of the Kassa form, in the order the form lists them (API doc, ``paySource`` table).
 #: P2P dropped ``sovest`` in 2020-10; the mock keeps the Kassa list, a superset.
@@ -313,7 +312,7 @@ class CreateParams:
         return {name: value for name, value in pairs if value}
 
 
-def parse_amount_param(value: str, *, name: str = "amount") -> Decimal:
+def _parse_amount(value: str, *, name: str = "amount") -> Decimal:
     """Read the form's ``amount``: ``Number(6.2)``, greater than zero, at most two decimals.
 
     The doc says the amount is "rounded down to 2 decimals"; the mock refuses more decimals rather than guess
@@ -356,7 +355,7 @@ def parse_create_params(items: Sequence[tuple[str, str]]) -> CreateParams:
     bill_id = params.get("billId") or None
     if bill_id is not None and (len(bill_id) > _MAX_BILL_ID or not _BILL_ID_RE.fullmatch(bill_id)):
         raise _bad(f"billId must be 1 to {_MAX_BILL_ID} characters of A-Z, a-z, 0-9, '_' and '-'.")
-    amount = parse_amount_param(params["amount"]) if params.get("amount") else None
+    amount = _parse_amount(params["amount"]) if params.get("amount") else None
     comment = params.get("comment") or None
     if comment is not None and len(comment) > _MAX_TEXT:
         raise _bad(f"comment is {len(comment)} characters long; at most {_MAX_TEXT} are allowed.")
@@ -700,11 +699,6 @@ def render_amount_page(items: Sequence[tuple[str, str]], *, root: str = "", embe
     return _document(root=root, title="Amount", body=body, body_class="page-amount theme-default", embedded=embedded)
 
 
-def new_invoice_uid() -> str:
-    """A new form id: a UUID, the shape of every real ``invoice_uid``."""
-    return str(uuid.uuid4())
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Routes
 # --------------------------------------------------------------------------------------------------------------
@@ -833,7 +827,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         status = effective_status(view, options, ctx.store.now())
         if status == "WAITING":
             return None
-        note = f"Nothing was done: a {status.lower()} bill cannot be {action}."
+        note = f"Nothing was done: this bill is {status.lower()} and cannot be {action}."
         return _html(render_final_page(view, options, status=status, root=root, note=note), 409)
 
     async def pay(request: Request) -> Response:
@@ -905,7 +899,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
                 custom_fields=dict(params.custom_fields),
             )
             try:
-                existing, _ = store.create_bill(merchant.site_id, params.bill_id or new_invoice_uid(), draft)
+                existing, _ = store.create_bill(merchant.site_id, params.bill_id or generate_bill_id(), draft)
             except DraftInvalid as error:
                 raise _draft_error(error) from None
             except BillConflict:
@@ -916,7 +910,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
 
     async def popup_script(_: Request) -> Response:
         return FileResponse(
-            STATIC_DIR / "popup-v1.js",
+            _STATIC_DIR / "popup-v1.js",
             media_type="text/javascript; charset=utf-8",
             headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
         )
@@ -926,7 +920,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         if name not in _STATIC_FILES:
             return _html(render_error_page(PageError(404, "Not found", "No such file."), root=_root(request)), 404)
         return FileResponse(
-            STATIC_DIR / name,
+            _STATIC_DIR / name,
             media_type=_STATIC_FILES[name],
             headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
         )

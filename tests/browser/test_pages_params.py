@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -292,6 +293,16 @@ def test_error_page_escapes_and_shows_status():
     assert "Bad &lt;b&gt;" in text
     assert "detail &lt;i&gt;" in text
     assert "HTTP 400" in text
+
+
+def test_all_lists_exactly_the_public_names():
+    module = importlib.import_module("qiwi_bill_mock.pages")
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
+    }
+    assert sorted(module.__all__) == sorted(public | {"PAGE_HEADERS", "PAY_SOURCES"})
 
 
 def test_page_headers():
