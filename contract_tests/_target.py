@@ -248,10 +248,12 @@ class MockProcess:
         public_key: str = MOCK_PUBLIC_KEY,
         site_id: str = MOCK_SITE_ID,
         broken: Iterable[str] = (),
+        notify_url: str | None = None,
         startup_timeout: float = 20.0,
     ) -> None:
         self.secret_key, self.public_key, self.site_id = secret_key, public_key, site_id
         self.broken = tuple(broken)
+        self.notify_url = notify_url
         self.startup_timeout = startup_timeout
         self.base_url = ""
         self._process: subprocess.Popen[str] | None = None
@@ -262,6 +264,8 @@ class MockProcess:
         command += ["--secret-key", self.secret_key, "--public-key", self.public_key, "--site-id", self.site_id]
         if self.broken:
             command += ["--broken", ",".join(self.broken)]
+        if self.notify_url:
+            command += ["--notify-url", self.notify_url]
         return command
 
     def __enter__(self) -> MockProcess:

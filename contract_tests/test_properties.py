@@ -17,10 +17,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 from hypothesis import given, strategies as st
-from qiwi_bill import format_amount, parse_amount, parse_datetime
 
 from contract_tests._support import amounts, assert_qiwi_error, new_id, require
 from contract_tests._target import Target
+from qiwi_bill import format_amount, parse_amount, parse_datetime
 
 BILLS = "/partner/bill/v1/bills"
 FINAL = ("PAID", "REJECTED", "EXPIRED")
