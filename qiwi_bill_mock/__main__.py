@@ -12,6 +12,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 import tomllib
@@ -168,6 +169,10 @@ def _say(text: str, *, stream: Any = None) -> None:
     stream.flush()
 
 
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -200,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    # Before uvicorn runs, SIGINT/SIGTERM exit at once with status 0 (nothing is open yet). uvicorn then installs
+    # its own handlers (graceful shutdown) and, once done, re-raises the signal through this one: status 0 again.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
