@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from qiwi_bill import (
     MOSCOW_TZ,
@@ -205,6 +205,8 @@ def spell_offset(offset: timedelta, style: str) -> str:
     return f"{sign}{hours:02d}"
 
 
+# Properties run without Hypothesis deadlines: timing belongs in benchmarks, and CI machines are shared.
+@settings(deadline=None)
 @given(_aware)
 def test_property_format_then_parse_is_the_same_instant(value):
     text = format_datetime(value)
@@ -214,6 +216,7 @@ def test_property_format_then_parse_is_the_same_instant(value):
     assert parse_datetime(millis) == value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+@settings(deadline=None)
 @given(_aware, st.sampled_from(["colon", "basic", "hours", "Z", "none"]), st.booleans())
 def test_property_every_offset_spelling_parses_to_the_same_instant(value, style, fraction):
     if style in ("hours",):
@@ -228,6 +231,7 @@ def test_property_every_offset_spelling_parses_to_the_same_instant(value, style,
     assert parse_datetime(text) == expected
 
 
+@settings(deadline=None)
 @given(_aware)
 def test_property_lifetime_round_trips_to_the_minute(value):
     text = format_lifetime(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from qiwi_bill import MAX_AMOUNT, MIN_AMOUNT, InvalidFieldError, format_amount, normalize_amount, parse_amount
 
@@ -151,6 +151,8 @@ _in_range = st.decimals(
 )
 
 
+# Properties run without Hypothesis deadlines: timing belongs in benchmarks, and CI machines are shared.
+@settings(deadline=None)
 @given(_in_range.map(lambda d: d.quantize(Decimal("0.01"))))
 def test_property_two_decimal_amounts_round_trip(value):
     text = format_amount(value)
@@ -159,6 +161,7 @@ def test_property_two_decimal_amounts_round_trip(value):
     assert format_amount(text) == text
 
 
+@settings(deadline=None)
 @given(st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e7"), max_value=Decimal("1e7")))
 def test_property_output_never_has_more_than_two_decimals(value):
     try:
@@ -175,6 +178,7 @@ def test_property_output_never_has_more_than_two_decimals(value):
     assert abs(Decimal(text) - value) <= Decimal("0.005")
 
 
+@settings(deadline=None)
 @given(
     st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=Decimal("-1e9"), max_value=Decimal("1e9"))
 )

@@ -7,7 +7,7 @@ from decimal import Decimal
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from qiwi_bill import (
     DEFAULT_FORM_URL,
@@ -262,6 +262,8 @@ _names = _values.filter(lambda s: "[" not in s and "]" not in s)
 _sources = st.lists(st.sampled_from(PAY_SOURCES), min_size=1, max_size=4)
 
 
+# Properties run without Hypothesis deadlines: timing belongs in benchmarks, and CI machines are shared.
+@settings(deadline=None)
 @given(
     public_key=_values,
     bill_id=_values,
@@ -315,6 +317,7 @@ _foreign = st.lists(
 )
 
 
+@settings(deadline=None)
 @given(
     foreign=_foreign,
     pay_source=st.none() | st.sampled_from(PAY_SOURCES),

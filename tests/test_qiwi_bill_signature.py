@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from qiwi_bill import (
     InvalidFieldError,
@@ -328,6 +328,8 @@ def as_body(bill: dict[str, object], spelling: str = "str") -> dict[str, object]
     }
 
 
+# Properties run without Hypothesis deadlines: timing belongs in benchmarks, and CI machines are shared.
+@settings(deadline=None)
 @given(bill=_bills, secret=_secrets, spelling=st.sampled_from(["str", "decimal", "short"]))
 def test_property_verify_accepts_its_own_signature(bill, secret, spelling):
     body = as_body(bill, spelling)
@@ -336,6 +338,7 @@ def test_property_verify_accepts_its_own_signature(bill, secret, spelling):
     assert verify_signature(json.dumps(as_body(bill)).encode(), signature.upper(), secret=secret)
 
 
+@settings(deadline=None)
 @given(
     bill=_bills,
     secret=_secrets,
@@ -349,6 +352,7 @@ def test_property_changing_one_signed_field_breaks_the_signature(bill, secret, f
     assert not verify_signature(as_body(changed), signature, secret=secret)
 
 
+@settings(deadline=None)
 @given(bill=_bills, secret=_secrets, other=_secrets)
 def test_property_another_secret_breaks_the_signature(bill, secret, other):
     if other.encode() == secret.encode():
@@ -357,11 +361,13 @@ def test_property_another_secret_breaks_the_signature(bill, secret, other):
     assert not verify_signature(as_body(bill), signature, secret=other)
 
 
+@settings(deadline=None)
 @given(bill=_bills, secret=_secrets, header=st.one_of(st.text(), st.binary(), st.none()))
 def test_property_arbitrary_headers_never_raise(bill, secret, header):
     assert verify_signature(as_body(bill), header, secret=secret) in (True, False)
 
 
+@settings(deadline=None)
 @given(body=st.one_of(st.binary(max_size=200), st.text(max_size=200)), secret=_secrets)
 def test_property_arbitrary_bodies_never_raise(body, secret):
     assert verify_signature(body, "0" * 64, secret=secret) is False
