@@ -130,7 +130,7 @@ def parse_notification(
 
 
 def notification_key(notification: BillNotification) -> str:
-    """The de-duplication key of a notification: site, bill and status (``'["test","test_bill","PAID"]'``).
+    """The de-duplication key of a notification: site, bill and status (``'["test", "test_bill", "PAID"]'``).
 
     JSON keeps it unambiguous whatever characters the ids contain.
     """
