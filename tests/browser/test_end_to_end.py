@@ -13,8 +13,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import bind_free_port, serve_in_thread, url_of
 from merchant_site import run_merchant_site
+from pages_harness import bind_free_port, serve_in_thread, url_of
 
 from qiwi_bill import (
     SIGNATURE_HEADER,

@@ -14,8 +14,8 @@ from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
-from conftest import serve_in_thread
 from merchant_site import run_merchant_site
+from pages_harness import serve_in_thread
 from starlette.applications import Starlette
 
 from qiwi_bill import MOSCOW_TZ, format_lifetime

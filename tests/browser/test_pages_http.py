@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import serve_in_thread
+from pages_harness import serve_in_thread
 from starlette.applications import Starlette
 
 from qiwi_bill import MOSCOW_TZ
