@@ -38,6 +38,10 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"QIWI_MOCK_{name}", default)
 
 
+def _env_flag(name: str) -> bool:
+    return (_env(name) or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def _csv(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
@@ -76,8 +80,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=_env("NOTIFY_STATUSES"),
         help="statuses that notify, comma-separated (default PAID; also REJECTED, EXPIRED)",
     )
-    add("--strict-idempotency", action="store_true", default=bool(_env("STRICT_IDEMPOTENCY")))
-    add("--empty-401", action="store_true", default=bool(_env("EMPTY_401")), help="401 without a body")
+    add("--strict-idempotency", action="store_true", default=_env_flag("STRICT_IDEMPOTENCY"))
+    add("--empty-401", action="store_true", default=_env_flag("EMPTY_401"), help="401 without a body")
     add("--expiry-lag", type=float, default=float(_env("EXPIRY_LAG", "0") or 0), help="seconds before EXPIRED shows")
     add(
         "--fault",
