@@ -141,6 +141,10 @@
           if (data.source !== "qiwi-bill-mock") {
             return;
           }
+          if (data.event === "escape") {
+            close("POPUP_CLOSED");
+            return;
+          }
           if (data.event === "paid") {
             popup.settle(true, params);
           } else if (data.event === "failed") {

@@ -1,14 +1,26 @@
 /*
  * qiwi-bill-mock: loaded only by pages shown inside the Checkout Popup's iframe (embedded=true).
+ *
  * It tells the popup (static/popup-v1.js, in the merchant's page) how the payment ended; the real popup closes
- * itself 2 seconds after a payment or an error (bill-payments-popup-js-sdk README). The message carries only the
- * outcome, nothing secret, so it is posted to any origin: the mock cannot know the merchant's.
+ * itself 2 seconds after a payment or an error (bill-payments-popup-js-sdk README). It also forwards the Escape
+ * key, so the popup closes even while the focus is inside the iframe. The messages carry only the outcome,
+ * nothing secret, so they are posted to any origin: the mock cannot know the merchant's.
  */
 (function () {
   "use strict";
-  var outcome = document.body && document.body.getAttribute("data-popup-event");
-  if (!outcome || window.parent === window) {
+  if (window.parent === window) {
     return;
   }
-  window.parent.postMessage({ source: "qiwi-bill-mock", event: outcome }, "*");
+  function post(event) {
+    window.parent.postMessage({ source: "qiwi-bill-mock", event: event }, "*");
+  }
+  var outcome = document.body && document.body.getAttribute("data-popup-event");
+  if (outcome) {
+    post(outcome);
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      post("escape");
+    }
+  });
 })();

@@ -110,6 +110,20 @@ def test_pay_with_a_card_lands_on_success_url(page, screenshot, store, mock_url,
     assert visit.headers.get("Referer", "").startswith(mock_url)
 
 
+def test_usable_without_javascript(browser, store, mock_url, site):
+    bill = issue(store)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{pay_url(mock_url, bill)}&successUrl={quote(site.url + '/success?nojs=1', safe='')}")
+        page.get_by_label("Mobile phone balance").check()
+        page.locator("#pay").click()
+        page.wait_for_url(f"{site.url}/success?nojs=1")
+    finally:
+        context.close()
+    assert store.get_bill(MERCHANT.site_id, bill.bill_id).pay_source == "mobile"
+
+
 def test_pay_url_options_in_the_browser(page, screenshot, store, mock_url):
     bill = issue(store, custom_fields={"paySourcesFilter": "qw,card,mobile"})
     page.goto(f"{pay_url(mock_url, bill)}&allowedPaySources=card,mobile,sovest&paySource=mobile")
@@ -271,6 +285,17 @@ def test_popup_rejects_when_closed(page, store, mock_url, site):
     assert result["reason"] == "POPUP_CLOSED"
     assert page.locator("#qiwi-checkout-popup").count() == 0
     assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
+
+
+def test_popup_rejects_on_escape(page, store, mock_url, site):
+    bill = issue(store)
+    open_shop(page, site, mock_url)
+    page.evaluate("url => window.checkout('openInvoice', {payUrl: url})", pay_url(mock_url, bill))
+    frame = page.frame_locator("#qiwi-checkout-frame")
+    frame.locator("#pay").focus()  # the focus inside the iframe: the form forwards the key to the popup
+    page.keyboard.press("Escape")
+    assert outcome(page)["reason"] == "POPUP_CLOSED"
+    assert page.locator("#qiwi-checkout-popup").count() == 0
 
 
 def test_popup_rejects_when_the_payment_fails(page, store, mock_url, site):
