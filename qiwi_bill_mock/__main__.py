@@ -222,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("qiwi-bill-mock: --workers must be at least 1")
     if args.workers > 1 and not args.db:
         raise SystemExit("qiwi-bill-mock: several --workers share state only through a file: add --db PATH")
+    if not _is_loopback(args.host):
+        _say(
+            f"WARNING: qiwi-bill-mock is bound to {args.host}, reachable from the network. It is a test server:"
+            " anyone who can reach it can pay bills and move its clock. Bind 127.0.0.1 unless you must.",
+            stream=sys.stderr,
+        )
     try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
@@ -240,12 +246,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         _say(f"demo merchant: siteId={demo.site_id}")
         _say(f"  secret key (Bearer token, notification HMAC key): {demo.secret_key}")
         _say(f"  public key (payment form): {demo.public_key}")
-    if not _is_loopback(args.host):
-        _say(
-            f"WARNING: qiwi-bill-mock is bound to {args.host}, reachable from the network. It is a test server:"
-            " anyone who can reach it can pay bills and move its clock. Bind 127.0.0.1 unless you must.",
-            stream=sys.stderr,
-        )
 
     common: dict[str, Any] = {"access_log": False, "log_config": None, "lifespan": "on", "timeout_graceful_shutdown": 5}
     if args.workers > 1:
