@@ -189,6 +189,7 @@ def build_config(
     checks_enabled: Iterable[str],
     generation_mode: str,
     max_steps: int | None = None,
+    no_shrink: bool = False,
 ) -> SchemathesisConfig:
     """``schemathesis.toml`` with the target's URL and key, this run's budget, phases and checks."""
     data = load_toml()
@@ -201,6 +202,8 @@ def build_config(
     generation = data.setdefault("generation", {})
     generation["max-examples"] = max_examples
     generation["mode"] = generation_mode
+    if no_shrink:
+        generation["no-shrink"] = True
     phase_data = data.setdefault("phases", {})
     for name in ALL_PHASES:
         phase_data.setdefault(name, {})["enabled"] = name in phases
@@ -228,6 +231,7 @@ def run_conformance(
     operation_ids: Sequence[str] | None = None,
     generation_mode: str = "all",
     max_steps: int | None = None,
+    no_shrink: bool = False,
 ) -> ConformanceReport:
     """Run every selected phase and check against ``target`` and report what happened."""
     config = build_config(
@@ -238,6 +242,7 @@ def run_conformance(
         checks_enabled=checks_enabled,
         generation_mode=generation_mode,
         max_steps=max_steps,
+        no_shrink=no_shrink,
     )
     schema = schemathesis.openapi.from_path(SPEC_PATH, config=config)
     if operation_ids:
@@ -253,7 +258,10 @@ def run_conformance(
     }
     labels = {op.ok().label: op.ok().definition.raw["operationId"] for op in schema.get_all_operations()}
     seen_failures: set[tuple[str, str, str]] = set()
-    checks.LEDGER.reset()
+    if target.mock_controls:
+        target.controls().reset()
+    # After a reset, or under this session's unique id prefix, every bill the run meets is its own.
+    checks.LEDGER.reset(fresh=target.mock_controls or target.safe)
     with hooks.configure(target.hook_settings()):
         for event in from_schema(schema).execute():
             if isinstance(event, events.ScenarioFinished) and event.status is not Status.SKIP:

@@ -79,10 +79,17 @@ class Ledger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.bills: dict[str, BillRecord] = {}
+        self.fresh = False
 
-    def reset(self) -> None:
+    def reset(self, *, fresh: bool = False) -> None:
+        """Forget everything; ``fresh`` says the server holds no bill this run did not create.
+
+        Only then is a bill the ledger has not seen a *new* bill (``WAITING``, with the requested
+        amount). A long-lived server (a CLI run against a running mock) keeps bills from earlier runs.
+        """
         with self._lock:
             self.bills.clear()
+            self.fresh = fresh
 
     def observe_payment(self, bill: dict[str, Any]) -> None:
         """Record a bill returned by the mock's pay control (the hooks call this)."""
@@ -136,7 +143,7 @@ class Ledger:
         is_new = self._find(body.get("billId")) is None
         if operation_id == "rejectBill" and status != "REJECTED":
             problems.append(f"A successful reject returned status {status}, expected REJECTED")
-        if operation_id == "createBill" and is_new and positive and isinstance(case.body, dict):
+        if operation_id == "createBill" and is_new and self.fresh and positive and isinstance(case.body, dict):
             if status != "WAITING":
                 problems.append(f"A new bill has status {status}, expected WAITING")
             asked = request_amount((case.body.get("amount") or {}).get("value"))

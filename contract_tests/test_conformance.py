@@ -19,8 +19,6 @@ def test_server_honours_the_contract(target: Target, budget: Budget, recorder: R
     only (a lax server could take a malformed create for a real bill), no refunds, and every bill is
     1.00 RUB under this session's id prefix (see contract_tests/hooks.py).
     """
-    if target.mock_controls:
-        target.controls().reset()
     report = run_conformance(
         target,
         max_examples=budget.engine_examples,
