@@ -80,9 +80,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture
-def mock_factory(tmp_path: Path) -> Iterator[Any]:
-    """Start `MockProcess`es on loopback; every one is stopped (or killed) when the test ends."""
+def _mock_factory(tmp_path: Path) -> Iterator[Any]:
     started: list[MockProcess] = []
 
     def start(args: list[str], *, env: dict[str, str] | None = None, host: str | None = "127.0.0.1") -> MockProcess:
@@ -96,6 +94,18 @@ def mock_factory(tmp_path: Path) -> Iterator[Any]:
     yield start
     for process in reversed(started):
         process.stop()
+
+
+@pytest.fixture
+def mock_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start `MockProcess`es on loopback; every one is stopped (or killed) when the test ends."""
+    yield from _mock_factory(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_mock_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`mock_factory` whose processes live as long as the test module (tests use distinct ids)."""
+    yield from _mock_factory(tmp_path_factory.mktemp("mocks"))
 
 
 def all_mock_output() -> str:
