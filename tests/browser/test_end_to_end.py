@@ -143,6 +143,7 @@ def test_form_create_link_paid_in_the_browser_notifies_the_merchant(page, screen
     stored = get_bill.sync(bill_id, client=qiwi)
     assert isinstance(stored, Bill)
     assert stored.status.value == "PAID"
+    assert isinstance(stored.customer, Customer)
     assert stored.customer.phone == "79123456789"
 
 

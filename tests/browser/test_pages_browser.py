@@ -62,7 +62,12 @@ def store(mock_url, site):
 def dialogs(page):
     """Every alert/confirm the page opens: an XSS payload that ran would show up here."""
     seen: list[str] = []
-    page.on("dialog", lambda dialog: (seen.append(dialog.message), dialog.dismiss()))
+
+    def record(dialog) -> None:
+        seen.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
     return seen
 
 
