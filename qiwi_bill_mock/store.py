@@ -312,6 +312,7 @@ class Store:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
         self._schema_ready = False
+        self._offset_cache: int | None = None
         self._queued = False
         self._closed = False
         with self._write():
@@ -343,8 +344,15 @@ class Store:
                 listener()
 
     def _offset_us(self, conn: sqlite3.Connection) -> int:
+        # In memory, only this process moves the clock: keep the offset in hand. On a file, another worker may
+        # have moved it, so read it (one indexed row).
+        if self._offset_cache is not None:
+            return self._offset_cache
         row = conn.execute("SELECT value FROM meta WHERE key = 'clock_offset_us'").fetchone()
-        return int(row[0]) if row else 0
+        offset = int(row[0]) if row else 0
+        if not self.settings.db_path:
+            self._offset_cache = offset
+        return offset
 
     def _now_us(self, conn: sqlite3.Connection) -> int:
         return to_micros(self._clock()) + self._offset_us(conn)
@@ -384,6 +392,7 @@ class Store:
                 "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
                 (delta,),
             )
+            self._offset_cache = None
         return self.now()
 
     # -- bills ------------------------------------------------------------------------------
@@ -527,11 +536,26 @@ class Store:
     def _read_bill(self, site_id: str, bill_id: str) -> Bill | None:
         with self._lock:
             bill = self._select(self._conn, site_id, bill_id)
-            if bill is None or not self._overdue(bill, self._now_us(self._conn)):
+            # Only a WAITING bill can be overdue: final bills need no clock (the hot path of GET).
+            if bill is None or bill.status != "WAITING" or not self._overdue(bill, self._now_us(self._conn)):
                 return bill
         with self._write() as conn:
             bill = self._select(conn, site_id, bill_id)
             return None if bill is None else self._expire_if_overdue(conn, bill, self._now_us(conn))
+
+    def bill_version(self, site_id: str, bill_id: str) -> tuple[str, str, int] | None:
+        """`(invoice_uid, status, changed_us)` of the bill after lazy expiry: what its wire form depends on."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT invoice_uid, status, changed_us, expires_us FROM bills WHERE site_id = ? AND bill_id = ?",
+                (site_id, bill_id),
+            ).fetchone()
+            if row is None:
+                return None
+            if row[1] != "WAITING" or self._now_us(self._conn) < row[3] + self._lag_us:
+                return row[0], row[1], row[2]
+        bill = self._read_bill(site_id, bill_id)
+        return None if bill is None else (bill.invoice_uid, bill.status, bill.changed_us)
 
     def get_bill(self, site_id: str, bill_id: str) -> Bill | None:
         """The bill in its current status (moved to EXPIRED first if it is overdue)."""
@@ -706,6 +730,7 @@ class Store:
             )
             conn.execute("DELETE FROM outbox WHERE site_id = ?", (site_id,))
             conn.execute("DELETE FROM meta WHERE key = 'clock_offset_us'")
+            self._offset_cache = None
 
     # -- notification outbox ----------------------------------------------------------------
 
