@@ -50,6 +50,7 @@ from qiwi_bill_mock.store import (
 )
 from qiwi_bill_mock.validation import (
     MAX_BODY_BYTES,
+    RefundAmountNotPositive,
     RequestInvalid,
     check_json_content_type,
     draft_from_body,
@@ -359,6 +360,8 @@ class _Api:
             if not check_json_content_type(request.headers.get("content-type")):
                 return _error(ctx, request, errors.UNSUPPORTED_MEDIA_TYPE)
             amount, currency = refund_amount_from_body(ctx.validators, parse_json(await _read_body(request)))
+        except RefundAmountNotPositive as exc:
+            return _error(ctx, request, errors.REFUND_INCORRECT_AMOUNT, cause=exc.cause)
         except RequestInvalid as exc:
             return _invalid(ctx, request, exc)
         if "refund_500" in self.broken:

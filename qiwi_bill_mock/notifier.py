@@ -107,7 +107,8 @@ class Notifier:
 
     async def run_once(self) -> int:
         """Attempt every delivery due now (on the mock clock); returns how many were attempted."""
-        lease = self._settings.notify_timeout + 30.0
+        # Long enough for one attempt; short enough that deliveries leased by a killed worker resume soon.
+        lease = self._settings.notify_timeout + 5.0
         deliveries = self._store.claim_due_deliveries(limit=self._concurrency, lease_seconds=lease)
         if not deliveries:
             return 0

@@ -27,6 +27,7 @@ from qiwi_bill_mock.wire import format_expiration, parse_rfc3339
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "RefundAmountNotPositive",
     "RequestInvalid",
     "SpecValidators",
     "check_json_content_type",
@@ -230,7 +231,31 @@ def draft_from_body(validators: SpecValidators, body: Any) -> BillDraft:
     )
 
 
+class RefundAmountNotPositive(RequestInvalid):
+    """A refund of zero or less: `refund.incorrect.amount` per the decision table, not `validation.error`."""
+
+
+def _not_positive(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        return False
+    try:
+        return Decimal(value) <= 0
+    except (InvalidOperation, ValueError):
+        return False
+
+
 def refund_amount_from_body(validators: SpecValidators, body: Any) -> tuple[Decimal, str]:
-    """Validate a refund body; returns the exact amount and currency."""
-    validate(validators.create_refund, body)
+    """Validate a refund body; returns the exact amount and currency.
+
+    Raises:
+        RefundAmountNotPositive: the body is valid but for an amount of zero or less (legacy rule: the refund
+            amount must be positive; the only documented refund error is `refund.incorrect.amount`).
+        RequestInvalid: any other problem.
+    """
+    try:
+        validate(validators.create_refund, body)
+    except RequestInvalid as exc:
+        if not exc.conversion and set(exc.cause) == {"amount.value"} and _not_positive(body["amount"]["value"]):
+            raise RefundAmountNotPositive(cause={"amount": ["the refund amount must be positive"]}) from None
+        raise
     return _amount(body["amount"]["value"]), body["amount"]["currency"]

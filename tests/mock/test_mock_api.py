@@ -494,3 +494,35 @@ async def test_demo_settings_work_out_of_the_box() -> None:
         headers = {"Authorization": f"Bearer {merchant.secret_key}"}
         response = await client.put(f"{BILLS}/b1", json=bill_body(Decimal("1.5").__float__()), headers=headers)
         assert response.json()["siteId"] == "demo-00"
+
+
+@pytest.mark.parametrize("value", ["0", "0.00", "-1", 0, -5])
+async def test_refund_of_zero_or_less_is_incorrect_amount(client: httpx.AsyncClient, value: Any) -> None:
+    await client.put(f"{BILLS}/b1", json=bill_body(), headers=AUTH)
+    await client.post("/_mock/bills/b1/pay", headers=AUTH)
+    response = await client.put(
+        f"{BILLS}/b1/refunds/r", json={"amount": {"value": value, "currency": "RUB"}}, headers=AUTH
+    )
+    assert_error(response, 400, "refund.incorrect.amount")
+
+
+async def test_unexpected_failure_is_a_qiwi_500_with_trace_id(
+    app: Starlette, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(*_: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(app.state.ctx.store, "bill_version", explode)
+    with caplog.at_level(logging.ERROR, logger="qiwi_bill_mock"):
+        response = await client.get(f"{BILLS}/b1", headers=AUTH)
+    body = assert_error(response, 500, "internal.invoicing.error")
+    assert body["traceId"] in caplog.text
+
+
+def test_every_module_exports_what_it_declares() -> None:
+    import importlib
+
+    for name in ("app", "context", "errors", "notifier", "settings", "store", "validation", "wire", "__main__"):
+        module = importlib.import_module(f"qiwi_bill_mock.{name}")
+        for exported in module.__all__:
+            assert hasattr(module, exported), (name, exported)
