@@ -469,14 +469,17 @@ def choose_pay_sources(custom_fields: Mapping[str, str], options: FormOptions) -
 
 
 def effective_status(bill: BillView, options: FormOptions, now: datetime) -> BillStatus:
-    """The status the form acts on: the bill's, or ``EXPIRED`` once the payUrl's ``lifetime`` has passed.
+    """The status the form acts on: the bill's, or ``EXPIRED`` once its expiry or the payUrl's ``lifetime`` passed.
 
-    The doc says a bill past ``lifetime`` becomes ``EXPIRED``; for a ``lifetime`` appended to a payUrl (which
-    anyone holding the link can edit) the mock only lets it shorten what the form accepts, never the stored bill.
+    The form does not wait for the API: users saw it show "bill expired" while ``GET`` still answered ``WAITING``
+    (node-qiwi-sdk#6, 2021-11), which the mock reproduces with ``--expiry-lag``. The doc says a bill past
+    ``lifetime`` becomes ``EXPIRED``; for a ``lifetime`` appended to a payUrl (which anyone holding the link can
+    edit) the mock only lets it shorten what the form accepts, never change the stored bill.
     """
-    if bill.status == "WAITING" and options.lifetime is not None and now >= options.lifetime:
-        return "EXPIRED"
-    return bill.status
+    if bill.status != "WAITING":
+        return bill.status
+    deadline = min(bill.expires_at, options.lifetime) if options.lifetime else bill.expires_at
+    return "EXPIRED" if now >= deadline else "WAITING"
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -240,6 +240,21 @@ def test_expired_bill_shows_expired_and_cannot_be_paid(client, store):
     assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "EXPIRED"
 
 
+def test_the_form_expires_on_time_even_when_the_api_lags(client):
+    # node-qiwi-sdk#6: the form said "expired" while GET still answered WAITING (the mock's --expiry-lag).
+    lagging = Store(Settings(merchants=(MERCHANT,), expiry_lag=3600), clock=lambda: START)
+    CTX.store = lagging
+    try:
+        bill = issue(lagging)
+        lagging.advance_clock(86400 + 60)
+        assert lagging.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
+        assert "Bill expired" in client.get(form_url(bill)).text
+        assert client.post(pay_link(bill), data={"paySource": "qw"}).status_code == 409
+        assert lagging.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
+    finally:
+        lagging.close()
+
+
 def test_pay_url_lifetime_shortens_the_form(client, store):
     bill = issue(store)
     assert "Bill expired" in client.get(form_url(bill, lifetime="2026-11-28T1159")).text
