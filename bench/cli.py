@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": 0.0,
         "notes": run.notes,
     }
-    targets = report.evaluate_targets(run.results, runs)
+    targets = report.evaluate_targets(run.results, runs, run.rounds)
     meta["wall_s"] = round(time.perf_counter() - started, 1)
     document = {"meta": meta, "targets": targets, "runs": [r.to_dict() for r in runs], **run.results}
     document["rounds"] = [[r.to_dict() for r in batch] for batch in run.rounds]

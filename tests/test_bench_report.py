@@ -187,3 +187,24 @@ def test_best_ratio_uses_the_fastest_rounds():
     assert micro.best_ratio([2.0, 1.0, 3.0], [1.5, 1.2]) == (1.0, 1.2, pytest.approx(1.2))
     with pytest.raises(ValueError, match="no timings"):
         micro.best_ratio([], [1.0])
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+    rounds = [
+        [_run("get", "mock", 3000.0), _run("get", "prism", 1000.0)],  # 3.0
+        [_run("get", "mock", 1000.0), _run("get", "prism", 500.0)],  # 2.0 (a busy round for both)
+        [_run("get", "mock", 4000.0), _run("get", "prism", 1000.0)],  # 4.0
+    ]
+    runs = report.summarise_rounds(rounds)
+    value, note = report.paired_ratio(runs, rounds, "get", "mock", "prism")
+    assert value == pytest.approx(3.0)
+    assert "3.00, 2.00, 4.00" in note
+    targets = {t.name: t for t in report.evaluate_targets({"skipped": []}, runs, rounds)}
+    assert targets["GET throughput vs Prism (c8)"].measured == pytest.approx(3.0)
+    assert targets["GET throughput vs Prism (c8)"].met is True
+
+
+def test_paired_ratio_without_rounds_uses_the_aggregates():
+    runs = [_run("put", "mock", 3000.0), _run("put", "prism", 2000.0)]
+    assert report.paired_ratio(runs, [], "put", "mock", "prism") == (pytest.approx(1.5), "")
+    assert report.paired_ratio(runs, [], "put", "mock", "hello") == (None, "")
