@@ -174,6 +174,31 @@ def declared_links(spec: dict[str, Any] | None = None) -> set[str]:
     return out
 
 
+def restricted_spec(operation_ids: Sequence[str] | None) -> dict[str, Any]:
+    """The OpenAPI document with only ``operation_ids`` (all when ``None``), and only links between them.
+
+    Removing operations from the document, rather than filtering the loaded schema, is what keeps a
+    safe run from refunding: schemathesis 4.32 still follows a link into a filtered-out operation
+    (measured: 43 createRefund calls with ``schema.include(operation_id=...)`` leaving it out).
+    """
+    spec = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    if not operation_ids:
+        return spec
+    for path, item in list(spec["paths"].items()):
+        for method in [m for m in item if m != "parameters"]:
+            operation = item[method]
+            if operation["operationId"] not in operation_ids:
+                del item[method]
+                continue
+            for response in operation.get("responses", {}).values():
+                links = response.get("links") or {}
+                for name in [n for n, link in links.items() if link["operationId"] not in operation_ids]:
+                    del links[name]
+        if not [m for m in item if m != "parameters"]:
+            del spec["paths"][path]
+    return spec
+
+
 def load_toml() -> dict[str, Any]:
     """The repository's ``schemathesis.toml`` as a dict (the single place checks and phases are tuned)."""
     with TOML_PATH.open("rb") as fd:
@@ -244,9 +269,7 @@ def run_conformance(
         max_steps=max_steps,
         no_shrink=no_shrink,
     )
-    schema = schemathesis.openapi.from_path(SPEC_PATH, config=config)
-    if operation_ids:
-        schema = schema.include(operation_id=list(operation_ids))
+    schema = schemathesis.openapi.from_dict(restricted_spec(operation_ids), config=config)
     if target.app is not None:
         schema.app = target.app
     report = ConformanceReport(target=target.name, phases=tuple(phases))
