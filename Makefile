@@ -52,7 +52,7 @@ reliability: $(STAMP)  ## load, race, fault and fuzz scenarios with a summary ta
 	$(BIN)/python -m pytest -m slow tests/reliability -q $(ARGS)
 
 browser-deps:  ## install Debian's chromium (needs root; CI runs this)
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation)
 
 lock:  ## recompile requirements.lock from requirements.in (needs uv; in the lock itself)
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --generate-hashes --no-header --universal -o requirements.lock
