@@ -255,7 +255,9 @@ def refund_amount_from_body(validators: SpecValidators, body: Any) -> tuple[Deci
     try:
         validate(validators.create_refund, body)
     except RequestInvalid as exc:
-        if not exc.conversion and set(exc.cause) == {"amount.value"} and _not_positive(body["amount"]["value"]):
+        amount = body.get("amount") if isinstance(body, dict) else None
+        value = amount.get("value") if isinstance(amount, dict) else None
+        if not exc.conversion and set(exc.cause) == {"amount.value"} and _not_positive(value):
             raise RefundAmountNotPositive(cause={"amount": ["the refund amount must be positive"]}) from None
         raise
     return _amount(body["amount"]["value"]), body["amount"]["currency"]

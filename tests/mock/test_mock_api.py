@@ -526,3 +526,13 @@ def test_every_module_exports_what_it_declares() -> None:
         module = importlib.import_module(f"qiwi_bill_mock.{name}")
         for exported in module.__all__:
             assert hasattr(module, exported), (name, exported)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"amount": {"currency": "RUB"}}, {"amount": {"value": None, "currency": "RUB"}}, {"amount": {}}, {"amount": 1}],
+)
+async def test_refund_body_without_a_value_is_a_client_error(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    await client.put(f"{BILLS}/b1", json=bill_body(), headers=AUTH)
+    response = await client.put(f"{BILLS}/b1/refunds/r", json=body, headers=AUTH)
+    assert response.status_code == 400
