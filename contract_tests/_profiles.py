@@ -43,13 +43,10 @@ _BUDGETS = {"dev": (15, 10, 8), "ci": (100, 100, 12)}
 
 def register_profiles() -> None:
     """Register ``dev`` and ``ci`` with hypothesis and load the selected one."""
-    common = {
-        "deadline": None,  # a TCP round trip on a shared 2-core runner is not a performance contract
-        "suppress_health_check": [HealthCheck.too_slow],
-        "print_blob": True,
-    }
-    settings.register_profile("dev", max_examples=_BUDGETS["dev"][0], derandomize=True, **common)
-    settings.register_profile("ci", max_examples=_BUDGETS["ci"][0], **common)
+    # deadline=None: a TCP round trip on a shared 2-core runner is not a performance contract.
+    common = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+    settings.register_profile("dev", common, max_examples=_BUDGETS["dev"][0], derandomize=True)
+    settings.register_profile("ci", common, max_examples=_BUDGETS["ci"][0])
     settings.load_profile(active_budget().name)
 
 

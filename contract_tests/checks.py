@@ -17,13 +17,15 @@ import json
 import threading
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import unquote
 
 import schemathesis
 from schemathesis.core.parameters import ParameterLocation
 
-__all__ = ["ERROR_FIELDS", "FINAL_STATUSES", "LEDGER", "Ledger"]
+__all__ = ["ERROR_FIELDS", "FINAL_STATUSES", "LEDGER", "AnyCase", "Ledger"]
+
+AnyCase: TypeAlias = schemathesis.Case[Any]
 
 FINAL_STATUSES = frozenset({"PAID", "REJECTED", "EXPIRED"})
 # The Error schema's required fields (openapi/qiwi-bill-payments.yaml, components.schemas.Error).
@@ -115,7 +117,7 @@ class Ledger:
             record.status = status
         return problems
 
-    def check(self, case: schemathesis.Case, status_code: int, body: Any) -> list[str]:
+    def check(self, case: AnyCase, status_code: int, body: Any) -> list[str]:
         """Record one response and return the documented rules it breaks."""
         operation_id = case.operation.definition.raw.get("operationId")
         path = case.path_parameters or {}
@@ -134,7 +136,7 @@ class Ledger:
         return []
 
     def _check_bill(
-        self, operation_id: str, case: schemathesis.Case, bill_id: Any, body: dict[str, Any], positive: bool
+        self, operation_id: str, case: AnyCase, bill_id: Any, body: dict[str, Any], positive: bool
     ) -> list[str]:
         problems = []
         if not same_id(bill_id, body.get("billId")):
@@ -143,19 +145,18 @@ class Ledger:
         is_new = self._find(body.get("billId")) is None
         if operation_id == "rejectBill" and status != "REJECTED":
             problems.append(f"A successful reject returned status {status}, expected REJECTED")
-        if operation_id == "createBill" and is_new and self.fresh and positive and isinstance(case.body, dict):
+        request: Any = case.body
+        if operation_id == "createBill" and is_new and self.fresh and positive and isinstance(request, dict):
             if status != "WAITING":
                 problems.append(f"A new bill has status {status}, expected WAITING")
-            asked = request_amount((case.body.get("amount") or {}).get("value"))
+            asked = request_amount((request.get("amount") or {}).get("value"))
             got = _response_amount(body)
             if asked is not None and got is not None and got[1] != asked:
                 problems.append(f"A new bill for {asked} was stored as {got[1]}")
         problems.extend(self._observe_bill(body))
         return problems
 
-    def _check_refund(
-        self, operation_id: str, case: schemathesis.Case, bill_id: Any, body: dict[str, Any]
-    ) -> list[str]:
+    def _check_refund(self, operation_id: str, case: AnyCase, bill_id: Any, body: dict[str, Any]) -> list[str]:
         problems = []
         refund_id = (case.path_parameters or {}).get("refundId")
         amount = _response_amount(body)
@@ -192,14 +193,15 @@ class Ledger:
             return None
         return self.bills.get(bill_id) or self.bills.get(unquote(bill_id))
 
-    def _check_refusal(self, operation_id: str, case: schemathesis.Case, bill_id: str) -> list[str]:
+    def _check_refusal(self, operation_id: str, case: AnyCase, bill_id: str) -> list[str]:
         record = self._find(bill_id)
         if record is None:
             return []
         if operation_id == "rejectBill" and record.status in ("WAITING", "REJECTED"):
             return [f"Rejecting bill {bill_id!r} in status {record.status} was refused with 400"]
-        if operation_id == "createRefund" and record.status == "PAID" and isinstance(case.body, dict):
-            amount = case.body.get("amount") or {}
+        request: Any = case.body
+        if operation_id == "createRefund" and record.status == "PAID" and isinstance(request, dict):
+            amount = request.get("amount") or {}
             value, refund_id = request_amount(amount.get("value")), (case.path_parameters or {}).get("refundId")
             if (
                 value is not None
@@ -228,7 +230,7 @@ def _json(response: schemathesis.Response) -> Any:
 
 
 @schemathesis.check
-def qiwi_error_body(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> None:
+def qiwi_error_body(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
     """Every 4xx/5xx answer, documented or not (405, unknown routes), carries QIWI's error body."""
     if response.status_code < 400:
         return
@@ -244,9 +246,7 @@ def qiwi_error_body(ctx: schemathesis.CheckContext, response: schemathesis.Respo
 
 
 @schemathesis.check
-def qiwi_bill_lifecycle(
-    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
-) -> None:
+def qiwi_bill_lifecycle(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
     """Statuses, amounts and refunds move as QIWI documents them (see the module docstring)."""
     problems = LEDGER.check(case, response.status_code, _json(response))
     if problems:

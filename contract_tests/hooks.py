@@ -30,6 +30,7 @@ import schemathesis
 from schemathesis.core.parameters import ParameterLocation
 
 from contract_tests import checks
+from contract_tests.checks import AnyCase
 
 __all__ = ["ACCEPTED_CURRENCIES", "HookSettings", "configure", "current_settings"]
 
@@ -69,7 +70,9 @@ def _pay_from_env(base_url: str | None) -> Callable[[str], dict[str, Any] | None
     return pay
 
 
-def pay_over_http(base_url: str, secret_key: str, bill_id: str, *, client: httpx.Client | None = None) -> Any:
+def pay_over_http(
+    base_url: str, secret_key: str, bill_id: str, *, client: httpx.Client | None = None
+) -> dict[str, Any] | None:
     """Pay a bill through the mock's ``POST /_mock/bills/{billId}/pay``; return the bill or ``None``."""
     from urllib.parse import quote
 
@@ -79,7 +82,8 @@ def pay_over_http(base_url: str, secret_key: str, bill_id: str, *, client: httpx
         response = client.post(url, headers=headers)
     else:
         response = httpx.post(url, headers=headers, timeout=10)
-    return response.json() if response.status_code == 200 else None
+    body = response.json() if response.status_code == 200 else None
+    return body if isinstance(body, dict) else None
 
 
 _settings = HookSettings(
@@ -134,16 +138,17 @@ def _realistic_amount(amount: Any, h: int, settings: HookSettings) -> None:
         amount["currency"] = ACCEPTED_CURRENCIES[h % len(ACCEPTED_CURRENCIES)]
 
 
-def _is_positive(case: schemathesis.Case, location: ParameterLocation) -> bool:
+def _is_positive(case: AnyCase, location: ParameterLocation) -> bool:
     meta = case.meta
     return meta is None or not meta.is_negative_at(location)
 
 
-def _operation_id(case: schemathesis.Case) -> str | None:
-    return case.operation.definition.raw.get("operationId")
+def _operation_id(case: AnyCase) -> str | None:
+    operation_id = case.operation.definition.raw.get("operationId")
+    return operation_id if isinstance(operation_id, str) else None
 
 
-def _realistic_bill(case: schemathesis.Case) -> None:
+def _realistic_bill(case: AnyCase) -> None:
     """Give a positive createBill body an accepted currency and an expiry in the future.
 
     ``expirationDateTime`` must lie in the future (the reference document: the bill's "срок действия";
@@ -158,14 +163,14 @@ def _realistic_bill(case: schemathesis.Case) -> None:
             body["expirationDateTime"] = future_expiration(body["expirationDateTime"])
 
 
-def _realistic_refund(case: schemathesis.Case) -> None:
+def _realistic_refund(case: AnyCase) -> None:
     """Give a positive refund body an accepted currency (see :data:`ACCEPTED_CURRENCIES`)."""
     body = case.body
     if isinstance(body, dict) and _is_positive(case, ParameterLocation.BODY):
         _realistic_amount(body.get("amount"), _stable_hash(body), replace(_settings, safe_amounts=False))
 
 
-def _prefixed_bill_id(case: schemathesis.Case) -> None:
+def _prefixed_bill_id(case: AnyCase) -> None:
     """In safe runs against a real server, keep every ``billId`` inside this run's own namespace."""
     prefix = _settings.id_prefix
     bill_id = case.path_parameters.get("billId") if case.path_parameters else None
@@ -173,7 +178,7 @@ def _prefixed_bill_id(case: schemathesis.Case) -> None:
         case.path_parameters["billId"] = (prefix + bill_id)[:200]
 
 
-def adjust_case(case: schemathesis.Case) -> schemathesis.Case:
+def adjust_case(case: AnyCase) -> AnyCase:
     """Apply every adjustment this module makes to one generated case."""
     match _operation_id(case):
         case "createBill":
@@ -185,13 +190,13 @@ def adjust_case(case: schemathesis.Case) -> schemathesis.Case:
 
 
 @schemathesis.hook("map_case")
-def realistic_case(ctx: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+def realistic_case(ctx: schemathesis.HookContext, case: AnyCase) -> AnyCase:
     """Adjust cases of the coverage, fuzzing and stateful phases (see :func:`adjust_case`)."""
     return adjust_case(case)
 
 
 @schemathesis.hook("before_add_examples")
-def realistic_examples(ctx: schemathesis.HookContext, examples: list[schemathesis.Case]) -> None:
+def realistic_examples(ctx: schemathesis.HookContext, examples: list[AnyCase]) -> None:
     """Adjust cases of the examples phase, which ``map_case`` does not see (schemathesis 4.32
     ``ExamplesGenerator`` only dispatches ``before_add_examples``). A property without an example gets
     schemathesis' filler, e.g. ``expirationDateTime: 2000-01-01T00:00:00Z``."""
@@ -199,14 +204,16 @@ def realistic_examples(ctx: schemathesis.HookContext, examples: list[schemathesi
         adjust_case(case)
 
 
-@schemathesis.hook("before_call").apply_to(operation_id="createRefund")
-def pay_before_refund(ctx: schemathesis.HookContext, case: schemathesis.Case, kwargs: dict[str, Any]) -> None:
+@schemathesis.hook("before_call")
+def pay_before_refund(ctx: schemathesis.HookContext, case: AnyCase, kwargs: dict[str, Any]) -> None:
     """Refunds are only for ``PAID`` bills ([doc] "refund for the paid invoice"); the customer's payment
     cannot be generated from the schema, so on the mock it is made through ``/_mock/bills/{billId}/pay``.
 
     A bill that is not ``WAITING`` stays as it is (the mock answers 400), so reject-then-refund still
     meets an unpaid bill.
     """
+    if _operation_id(case) != "createRefund":
+        return
     pay = _settings.pay_bill or _pay_from_env(case.operation.schema.get_base_url())
     bill_id = case.path_parameters.get("billId") if case.path_parameters else None
     if pay is None or not isinstance(bill_id, str):

@@ -9,18 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from contract_tests._engine import SPEC_PATH
-from contract_tests.checks import Ledger
+from contract_tests.checks import AnyCase, Ledger
 
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH, config=SchemathesisConfig())
 BILL = "/partner/bill/v1/bills/{billId}"
 REFUND = "/partner/bill/v1/bills/{billId}/refunds/{refundId}"
 
 
-def case(path: str, method: str, body: Any = None, **path_parameters: str) -> schemathesis.Case:
+def case(path: str, method: str, body: Any = None, **path_parameters: str) -> AnyCase:
     operation = SCHEMA[path][method]
     if body is None:
         return operation.Case(path_parameters=path_parameters)
@@ -35,12 +36,12 @@ def refund(refund_id: str, value: str, status: str, currency: str = "RUB") -> di
     return {"refundId": refund_id, "amount": {"currency": currency, "value": value}, "status": status}
 
 
-def create(value: str = "10.00") -> schemathesis.Case:
+def create(value: str = "10.00") -> AnyCase:
     body = {"amount": {"currency": "RUB", "value": value}, "expirationDateTime": "2030-01-01T00:00:00Z"}
     return case(BILL, "PUT", body, billId="b1")
 
 
-def refund_case(refund_id: str, value: str, currency: str = "RUB") -> schemathesis.Case:
+def refund_case(refund_id: str, value: str, currency: str = "RUB") -> AnyCase:
     return case(REFUND, "PUT", {"amount": {"currency": currency, "value": value}}, billId="b1", refundId=refund_id)
 
 
@@ -143,10 +144,11 @@ def test_qiwi_error_body(status: int, content: bytes, ok: bool) -> None:
     from contract_tests.checks import qiwi_error_body
 
     response = schemathesis.Response(
-        status_code=status, headers={}, content=content, request=None, elapsed=0.0, verify=True
+        status_code=status, headers={}, content=content, request=requests.PreparedRequest(), elapsed=0.0, verify=True
     )
+    context: Any = None  # the check does not use its context
     if ok:
-        qiwi_error_body(None, response, case(BILL, "GET", billId="b1"))
+        qiwi_error_body(context, response, case(BILL, "GET", billId="b1"))
     else:
         with pytest.raises(AssertionError):
-            qiwi_error_body(None, response, case(BILL, "GET", billId="b1"))
+            qiwi_error_body(context, response, case(BILL, "GET", billId="b1"))

@@ -67,8 +67,8 @@ def test_create_read_reject_sync(target: Target, data: st.DataObject) -> None:
 
         read = get_bill.sync_detailed(bill_id, client=client)
         assert read.status_code == 200
-        _assert_bill(read.parsed, bill_id=bill_id, amount=amount, currency=currency, status="WAITING")
-        assert read.parsed.pay_url == bill.pay_url
+        read_bill = _assert_bill(read.parsed, bill_id=bill_id, amount=amount, currency=currency, status="WAITING")
+        assert read_bill.pay_url == bill.pay_url
 
         rejected = reject_bill.sync_detailed(bill_id, client=client)
         assert rejected.status_code == 200, rejected.content

@@ -124,7 +124,8 @@ def test_a_final_status_never_changes(target: Target, final: str, actions: list[
                     control = target.controls().pay if action == "pay" else target.controls().expire
                     control(bill_id)
                 case "create":
-                    again = _create(client, target, bill_id, _bill_body(Decimal("2.00")))
+                    other = Decimal("1.00") if target.safe else Decimal("2.00")
+                    again = _create(client, target, bill_id, _bill_body(other, comment="again"))
                     assert again.status_code in (200, 409)
                 case "refund" if target.mock_controls:
                     path = f"{BILLS}/{encoded}/refunds/f{index}"
@@ -144,7 +145,8 @@ def test_repeated_create_returns_the_same_bill(target: Target, first: dict[str, 
         same = _create(client, target, bill_id, body)
         assert same.status_code == 200
         assert same.json() == created.json()
-        different = _create(client, target, bill_id, _bill_body(amount + 1, comment=second))
+        other = amount if target.safe else amount + 1  # safe runs create 1.00 RUB bills only
+        different = _create(client, target, bill_id, _bill_body(other, comment=f"{second}!"))
         if different.status_code == 409:  # a strict server (documented in the spec)
             assert_qiwi_error(different, status=409)
         else:
