@@ -458,7 +458,10 @@ class _Api:
                 raise RequestInvalid(cause={"seconds": ["must be a number between 0 and 3162240000"]})
         except RequestInvalid as exc:
             return _invalid(ctx, request, exc)
-        now: datetime = self.store.advance_clock(float(seconds))  # type: ignore[arg-type]
+        try:
+            now: datetime = self.store.advance_clock(float(seconds))  # type: ignore[arg-type]
+        except ValueError as exc:
+            return _error(ctx, request, errors.VALIDATION, cause={"seconds": [str(exc)]})
         self.store.sweep_expired()
         ctx.notifier.wake()
         return _json({"now": format_timestamp(to_micros(now))})

@@ -80,6 +80,7 @@ PAY_SOURCES = frozenset({"qw", "card", "mobile", "sovest"})
 
 _MAX_AMOUNT = Decimal("999999.99")  # "Number(6.2)" [doc]
 _CENT = Decimal("0.01")
+_MAX_CLOCK_US = to_micros(datetime(9000, 1, 1, tzinfo=UTC))
 
 
 class StoreError(Exception):
@@ -387,6 +388,9 @@ class Store:
             raise ValueError("seconds must be a non-negative number")
         delta = int(Decimal(str(seconds)) * 1_000_000)
         with self._write() as conn:
+            # Keep the mock clock where datetimes and SQLite integers work (and well before year 9999).
+            if self._now_us(conn) + delta > _MAX_CLOCK_US:
+                raise ValueError("the mock clock cannot move past the year 9000")
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('clock_offset_us', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",

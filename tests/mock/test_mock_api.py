@@ -536,3 +536,11 @@ async def test_refund_body_without_a_value_is_a_client_error(client: httpx.Async
     await client.put(f"{BILLS}/b1", json=bill_body(), headers=AUTH)
     response = await client.put(f"{BILLS}/b1/refunds/r", json=body, headers=AUTH)
     assert response.status_code == 400
+
+
+async def test_clock_cannot_be_advanced_out_of_range(client: httpx.AsyncClient) -> None:
+    century = {"seconds": 100 * 365 * 86400}
+    codes = [(await client.post("/_mock/clock/advance", json=century, headers=AUTH)).status_code for _ in range(75)]
+    assert codes.count(200) == 69
+    assert set(codes[69:]) == {400}
+    assert (await client.get(f"{BILLS}/b1", headers=AUTH)).status_code == 404
