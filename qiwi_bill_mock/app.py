@@ -432,7 +432,7 @@ class _Api:
             bill_id = _path_param(ctx, "billId", params["billId"])
             body = await self._control_body(request)
             pay_source = body.get("paySource")
-            if pay_source is not None and pay_source not in PAY_SOURCES:
+            if pay_source is not None and (not isinstance(pay_source, str) or pay_source not in PAY_SOURCES):
                 raise RequestInvalid(cause={"paySource": [f"must be one of {', '.join(sorted(PAY_SOURCES))}"]})
         except RequestInvalid as exc:
             return _invalid(ctx, request, exc)
