@@ -14,7 +14,7 @@ from functools import cache
 
 from hypothesis import HealthCheck, settings
 
-__all__ = ["PROFILE_ENV", "Budget", "active_budget", "register_profiles"]
+__all__ = ["PROFILE_ENV", "Budget", "active_budget", "contract_settings", "register_profiles"]
 
 PROFILE_ENV = "QIWI_HYPOTHESIS_PROFILE"
 
@@ -42,12 +42,21 @@ _BUDGETS = {"dev": (15, 10, 8), "ci": (100, 100, 12)}
 
 
 def register_profiles() -> None:
-    """Register ``dev`` and ``ci`` with hypothesis and load the selected one."""
+    """Register ``dev`` and ``ci`` with hypothesis (``pytest --hypothesis-profile ci`` works too).
+
+    The selected profile is applied to the contract tests only, by :func:`contract_settings`: loading
+    it globally would also change the example counts of the unit tests under ``tests/``.
+    """
     # deadline=None: a TCP round trip on a shared 2-core runner is not a performance contract.
     common = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
     settings.register_profile("dev", common, max_examples=_BUDGETS["dev"][0], derandomize=True)
     settings.register_profile("ci", common, max_examples=_BUDGETS["ci"][0])
-    settings.load_profile(active_budget().name)
+
+
+def contract_settings() -> settings:
+    """Hypothesis settings of the active profile, for ``@contract_settings()`` on a contract test."""
+    register_profiles()
+    return settings.get_profile(active_budget().name)
 
 
 @cache

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -18,13 +19,20 @@ from qiwi_bill_client import AuthenticatedClient
 from qiwi_bill_client.models import AmountRequest, CreateBillRequest, Customer, CustomFields
 
 __all__ = [
+    "BILLS",
     "amounts",
     "api_client",
     "assert_qiwi_error",
+    "auth_headers",
+    "bill_body",
     "bill_requests",
+    "bill_status",
+    "create_bill_raw",
     "new_id",
     "require",
 ]
+
+BILLS = "/partner/bill/v1/bills"
 
 _counter = itertools.count()
 
@@ -39,6 +47,29 @@ def require(target: Target, *, controls: bool = False, destructive: bool = False
 def new_id(target: Target, label: str) -> str:
     """An id unique to this session, under the target's prefix (so a real server's data is never touched)."""
     return f"{target.id_prefix}{label}-{next(_counter)}"
+
+
+def auth_headers(target: Target) -> dict[str, str]:
+    """``Authorization: Bearer <secret key>``, as QIWI expects it."""
+    return {"Authorization": f"Bearer {target.secret_key}"}
+
+
+def bill_body(amount: Decimal, currency: str = "RUB", **extra: Any) -> dict[str, Any]:
+    """A valid create-bill body (raw JSON), expiring in a week."""
+    expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat(timespec="seconds")
+    return {"amount": {"currency": currency, "value": format_amount(amount)}, "expirationDateTime": expiry, **extra}
+
+
+def create_bill_raw(client: httpx.Client, target: Target, bill_id: str, body: dict[str, Any]) -> httpx.Response:
+    """``PUT /partner/bill/v1/bills/{billId}`` with a raw JSON body."""
+    return client.put(f"{BILLS}/{quote(bill_id, safe='')}", json=body, headers=auth_headers(target))
+
+
+def bill_status(client: httpx.Client, target: Target, bill_id: str) -> str:
+    """The bill's current ``status.value`` (asserting the read succeeds)."""
+    response = client.get(f"{BILLS}/{quote(bill_id, safe='')}", headers=auth_headers(target))
+    assert response.status_code == 200, response.content
+    return str(response.json()["status"]["value"])
 
 
 def api_client(target: Target) -> AuthenticatedClient:

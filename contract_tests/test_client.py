@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from hypothesis import given, strategies as st
 
+from contract_tests._profiles import contract_settings
 from contract_tests._support import api_client, bill_requests, new_id, require
 from contract_tests._target import Target
 from qiwi_bill import format_amount, parse_amount, parse_datetime
@@ -50,6 +51,7 @@ def _raw_dates_are_aware(raw: dict[str, object]) -> None:
         assert parse_datetime(value).tzinfo is not None
 
 
+@contract_settings()
 @given(data=st.data())
 def test_create_read_reject_sync(target: Target, data: st.DataObject) -> None:
     """create → get → reject → get with the sync client: WAITING, then REJECTED, amounts exact."""
@@ -79,6 +81,7 @@ def test_create_read_reject_sync(target: Target, data: st.DataObject) -> None:
         _assert_bill(again.parsed, bill_id=bill_id, amount=amount, currency=currency, status="REJECTED")
 
 
+@contract_settings()
 @given(data=st.data())
 def test_pay_and_refund_async(target: Target, data: st.DataObject) -> None:
     """create → pay (mock control) → refunds → get refund with the async client; FULL exactly at the amount."""

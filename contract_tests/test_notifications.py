@@ -16,9 +16,8 @@ import pytest
 import yaml
 
 from contract_tests._engine import SPEC_PATH
-from contract_tests._support import new_id
+from contract_tests._support import BILLS, auth_headers, bill_body, create_bill_raw, new_id
 from contract_tests._target import MockProcess, Target, build_mock_app, portal
-from contract_tests.test_properties import BILLS, _auth, _bill_body, _create
 from qiwi_bill import InvalidSignatureError, parse_amount, parse_datetime, parse_notification, verify_signature
 
 
@@ -84,7 +83,7 @@ def test_paid_bill_notification_is_signed_and_verifiable(target: Target) -> None
     with receiver() as (url, received), notifying_mock(target.name, url) as (mock, app):
         bill_id = new_id(mock, "notify")
         with mock.http() as client:
-            created = _create(client, mock, bill_id, _bill_body(Decimal("99.90"), "RUB", comment="notify me"))
+            created = create_bill_raw(client, mock, bill_id, bill_body(Decimal("99.90"), "RUB", comment="notify me"))
             assert created.status_code == 200, created.content
             assert mock.controls().pay(bill_id).status_code == 200
             _wait(received, app)
@@ -115,5 +114,5 @@ def test_paid_bill_notification_is_signed_and_verifiable(target: Target) -> None
                 parse_notification(json.dumps(raw).encode(), headers, secret=mock.secret_key)
 
             # The bill the notification names reads as PAID (QIWI recommends checking with GET).
-            read = client.get(f"{BILLS}/{bill_id}", headers=_auth(mock))
+            read = client.get(f"{BILLS}/{bill_id}", headers=auth_headers(mock))
             assert read.json()["status"]["value"] == "PAID"

@@ -18,33 +18,25 @@ import httpx
 import pytest
 from hypothesis import given, strategies as st
 
-from contract_tests._support import amounts, assert_qiwi_error, new_id, require
+from contract_tests._profiles import contract_settings
+from contract_tests._support import (
+    BILLS,
+    amounts,
+    assert_qiwi_error,
+    auth_headers,
+    bill_body,
+    bill_status,
+    create_bill_raw,
+    new_id,
+    require,
+)
 from contract_tests._target import Target
 from qiwi_bill import format_amount, parse_amount, parse_datetime
 
-BILLS = "/partner/bill/v1/bills"
 FINAL = ("PAID", "REJECTED", "EXPIRED")
 
 
-def _auth(target: Target) -> dict[str, str]:
-    return {"Authorization": f"Bearer {target.secret_key}"}
-
-
-def _bill_body(amount: Decimal, currency: str = "RUB", **extra: Any) -> dict[str, Any]:
-    expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat(timespec="seconds")
-    return {"amount": {"currency": currency, "value": format_amount(amount)}, "expirationDateTime": expiry, **extra}
-
-
-def _create(client: httpx.Client, target: Target, bill_id: str, body: dict[str, Any]) -> httpx.Response:
-    return client.put(f"{BILLS}/{quote(bill_id, safe='')}", json=body, headers=_auth(target))
-
-
-def _status(client: httpx.Client, target: Target, bill_id: str) -> str:
-    response = client.get(f"{BILLS}/{quote(bill_id, safe='')}", headers=_auth(target))
-    assert response.status_code == 200, response.content
-    return str(response.json()["status"]["value"])
-
-
+@contract_settings()
 @given(
     bill_amount=amounts,
     fractions=st.lists(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1.5"), places=2), max_size=6),
@@ -57,7 +49,7 @@ def test_refunds_never_exceed_the_bill(
     require(target, controls=True)
     bill_id = new_id(target, "refunds")
     with target.http() as client:
-        assert _create(client, target, bill_id, _bill_body(bill_amount, currency)).status_code == 200
+        assert create_bill_raw(client, target, bill_id, bill_body(bill_amount, currency)).status_code == 200
         assert target.controls().pay(bill_id).status_code == 200
         refunded = Decimal(0)
         accepted: dict[str, Decimal] = {}
@@ -66,7 +58,7 @@ def test_refunds_never_exceed_the_bill(
             refund_id = f"r{index}"
             path = f"{BILLS}/{quote(bill_id, safe='')}/refunds/{refund_id}"
             body = {"amount": {"currency": currency, "value": format_amount(value)}}
-            response = client.put(path, json=body, headers=_auth(target))
+            response = client.put(path, json=body, headers=auth_headers(target))
             if refunded + value <= bill_amount:
                 assert response.status_code == 200, response.content
                 refunded += value
@@ -79,14 +71,14 @@ def test_refunds_never_exceed_the_bill(
         # A refund in another currency never counts either.
         other = "KZT" if currency == "RUB" else "RUB"
         path = f"{BILLS}/{quote(bill_id, safe='')}/refunds/other-currency"
-        response = client.put(path, json={"amount": {"currency": other, "value": "0.01"}}, headers=_auth(target))
+        response = client.put(path, json={"amount": {"currency": other, "value": "0.01"}}, headers=auth_headers(target))
         assert_qiwi_error(response, status=400, codes=("refund.incorrect.amount",))
         for refund_id, value in accepted.items():
-            read = client.get(f"{BILLS}/{quote(bill_id, safe='')}/refunds/{refund_id}", headers=_auth(target))
+            read = client.get(f"{BILLS}/{quote(bill_id, safe='')}/refunds/{refund_id}", headers=auth_headers(target))
             assert read.status_code == 200
             assert parse_amount(read.json()["amount"]["value"]) == value
         assert refunded <= bill_amount
-        assert _status(client, target, bill_id) == "PAID"  # refunds do not change the bill's status
+        assert bill_status(client, target, bill_id) == "PAID"  # refunds do not change the bill's status
 
 
 @st.composite
@@ -94,6 +86,7 @@ def _actions(draw: st.DrawFn) -> list[str]:
     return draw(st.lists(st.sampled_from(["reject", "pay", "expire", "create", "refund", "read"]), max_size=8))
 
 
+@contract_settings()
 @given(final=st.sampled_from(FINAL), actions=_actions())
 def test_a_final_status_never_changes(target: Target, final: str, actions: list[str]) -> None:
     """Once PAID, REJECTED or EXPIRED, nothing a merchant (or the mock's controls) does changes the status."""
@@ -102,20 +95,20 @@ def test_a_final_status_never_changes(target: Target, final: str, actions: list[
     bill_id = new_id(target, f"final-{final.lower()}")
     encoded = quote(bill_id, safe="")
     with target.http() as client:
-        body = _bill_body(Decimal("1.00"))
-        assert _create(client, target, bill_id, body).status_code == 200
+        body = bill_body(Decimal("1.00"))
+        assert create_bill_raw(client, target, bill_id, body).status_code == 200
         match final:
             case "REJECTED":
-                assert client.post(f"{BILLS}/{encoded}/reject", headers=_auth(target)).status_code == 200
+                assert client.post(f"{BILLS}/{encoded}/reject", headers=auth_headers(target)).status_code == 200
             case "PAID":
                 assert target.controls().pay(bill_id).status_code == 200
             case _:
                 assert target.controls().expire(bill_id).status_code == 200
-        assert _status(client, target, bill_id) == final
+        assert bill_status(client, target, bill_id) == final
         for index, action in enumerate(actions):
             match action:
                 case "reject":
-                    response = client.post(f"{BILLS}/{encoded}/reject", headers=_auth(target))
+                    response = client.post(f"{BILLS}/{encoded}/reject", headers=auth_headers(target))
                     if final == "REJECTED":
                         assert response.status_code == 200
                     else:
@@ -125,35 +118,38 @@ def test_a_final_status_never_changes(target: Target, final: str, actions: list[
                     control(bill_id)
                 case "create":
                     other = Decimal("1.00") if target.safe else Decimal("2.00")
-                    again = _create(client, target, bill_id, _bill_body(other, comment="again"))
+                    again = create_bill_raw(client, target, bill_id, bill_body(other, comment="again"))
                     assert again.status_code in (200, 409)
                 case "refund" if target.mock_controls:
                     path = f"{BILLS}/{encoded}/refunds/f{index}"
-                    client.put(path, json={"amount": {"currency": "RUB", "value": "0.01"}}, headers=_auth(target))
-            assert _status(client, target, bill_id) == final, f"after {action}"
+                    client.put(
+                        path, json={"amount": {"currency": "RUB", "value": "0.01"}}, headers=auth_headers(target)
+                    )
+            assert bill_status(client, target, bill_id) == final, f"after {action}"
 
 
+@contract_settings()
 @given(first=st.fixed_dictionaries({"comment": st.text(max_size=20)}), second=st.text(max_size=20))
 def test_repeated_create_returns_the_same_bill(target: Target, first: dict[str, str], second: str) -> None:
     """The same billId twice: the stored bill, unchanged; a different body gets it too (or 409 if strict)."""
     bill_id = new_id(target, "repeat")
     amount = Decimal("1.00") if target.safe else Decimal("12.34")
     with target.http() as client:
-        body = _bill_body(amount, **first)
-        created = _create(client, target, bill_id, body)
+        body = bill_body(amount, **first)
+        created = create_bill_raw(client, target, bill_id, body)
         assert created.status_code == 200, created.content
-        same = _create(client, target, bill_id, body)
+        same = create_bill_raw(client, target, bill_id, body)
         assert same.status_code == 200
         assert same.json() == created.json()
         other = amount if target.safe else amount + 1  # safe runs create 1.00 RUB bills only
-        different = _create(client, target, bill_id, _bill_body(other, comment=f"{second}!"))
+        different = create_bill_raw(client, target, bill_id, bill_body(other, comment=f"{second}!"))
         if different.status_code == 409:  # a strict server (documented in the spec)
             assert_qiwi_error(different, status=409)
         else:
             assert different.status_code == 200
             assert different.json() == created.json()
-        assert client.post(f"{BILLS}/{quote(bill_id, safe='')}/reject", headers=_auth(target)).status_code == 200
-        after_reject = _create(client, target, bill_id, body)
+        assert client.post(f"{BILLS}/{quote(bill_id, safe='')}/reject", headers=auth_headers(target)).status_code == 200
+        after_reject = create_bill_raw(client, target, bill_id, body)
         assert after_reject.status_code == 200
         assert after_reject.json()["status"]["value"] == "REJECTED"
         assert after_reject.json()["creationDateTime"] == created.json()["creationDateTime"]
@@ -161,7 +157,7 @@ def test_repeated_create_returns_the_same_bill(target: Target, first: dict[str, 
 
 def _bad_requests(target: Target, bill_id: str) -> dict[str, tuple[str, str, dict[str, str], bytes | None, int]]:
     """Requests QIWI must refuse: name -> (method, path, headers, body, expected status)."""
-    auth = _auth(target)
+    auth = auth_headers(target)
     json_type = {**auth, "Content-Type": "application/json"}
     bill = f"{BILLS}/{quote(bill_id, safe='')}"
 
@@ -248,13 +244,14 @@ _invalid_values = st.one_of(
 )
 
 
+@contract_settings()
 @given(value=_invalid_values)
 def test_invalid_amounts_are_refused_with_the_error_body(target: Target, value: object) -> None:
     """Any amount outside 0.01..999999.99 or with more than two decimals (as a string) gets 400 and the body."""
     bill_id = new_id(target, "bad-amount")
     with target.http() as client:
-        response = _create(
-            client, target, bill_id, {**_bill_body(Decimal("1.00")), "amount": {"currency": "RUB", "value": value}}
+        response = create_bill_raw(
+            client, target, bill_id, {**bill_body(Decimal("1.00")), "amount": {"currency": "RUB", "value": value}}
         )
     _assert_error_answer(response, 400)
 
@@ -263,8 +260,8 @@ def test_unknown_refund_of_a_known_bill(target: Target) -> None:
     """A known bill with an unknown refund id: 404 ``api.refund.not.found``."""
     bill_id = new_id(target, "no-refund")
     with target.http() as client:
-        assert _create(client, target, bill_id, _bill_body(Decimal("1.00"))).status_code == 200
-        response = client.get(f"{BILLS}/{quote(bill_id, safe='')}/refunds/nope", headers=_auth(target))
+        assert create_bill_raw(client, target, bill_id, bill_body(Decimal("1.00"))).status_code == 200
+        response = client.get(f"{BILLS}/{quote(bill_id, safe='')}/refunds/nope", headers=auth_headers(target))
     assert_qiwi_error(response, status=404, codes=("api.refund.not.found",))
 
 
@@ -277,12 +274,12 @@ def test_bills_expire_when_their_time_passes(target: Target) -> None:
         with target.http() as client:
             expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat(timespec="seconds")
             body = {"amount": {"currency": "RUB", "value": "5.00"}, "expirationDateTime": expiry}
-            assert _create(client, target, bill_id, body).status_code == 200
-            assert _status(client, target, bill_id) == "WAITING"
+            assert create_bill_raw(client, target, bill_id, body).status_code == 200
+            assert bill_status(client, target, bill_id) == "WAITING"
             assert controls.advance_clock(2 * 3600).status_code == 200
-            assert _status(client, target, bill_id) == "EXPIRED"
-            refused = client.post(f"{BILLS}/{quote(bill_id, safe='')}/reject", headers=_auth(target))
+            assert bill_status(client, target, bill_id) == "EXPIRED"
+            refused = client.post(f"{BILLS}/{quote(bill_id, safe='')}/reject", headers=auth_headers(target))
             assert_qiwi_error(refused, status=400)
-            assert _status(client, target, bill_id) == "EXPIRED"
+            assert bill_status(client, target, bill_id) == "EXPIRED"
     finally:
         controls.reset()  # the clock is the whole mock's: put it back for the tests that follow
