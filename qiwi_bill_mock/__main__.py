@@ -204,6 +204,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _http_protocol() -> Any:
+    """httptools with bounded request heads and QIWI's error body for malformed HTTP (h11 if httptools is missing)."""
+    try:
+        from qiwi_bill_mock.protocol import LimitedHttpToolsProtocol
+    except ImportError:  # uvicorn without the [standard] extra: h11 bounds the head itself (16 KiB)
+        return "h11"
+    return LimitedHttpToolsProtocol
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the mock until SIGINT / SIGTERM."""
     import uvicorn
@@ -248,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _say(f"  public key (payment form): {demo.public_key}")
 
     common: dict[str, Any] = {"access_log": False, "log_config": None, "lifespan": "on", "timeout_graceful_shutdown": 5}
+    common["http"] = _http_protocol()
     if args.workers > 1:
         os.environ[_SETTINGS_ENV] = settings.to_json()
         config = uvicorn.Config("qiwi_bill_mock.__main__:worker_app", factory=True, workers=args.workers, **common)
