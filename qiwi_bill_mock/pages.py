@@ -817,9 +817,15 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         return _html(text, status)
 
     async def read_form_body(request: Request) -> dict[str, str]:
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            raise PageError(413, "Request too large", "The form sent more data than a payment form can.")
+        # Read no more than the limit: `request.body()` would buffer an endless (chunked) body without bound.
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > _MAX_BODY:
+                raise PageError(413, "Request too large", "The form sent more data than a payment form can.")
+            chunks.append(chunk)
+        body = b"".join(chunks)
         try:
             return _single(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
