@@ -208,3 +208,11 @@ def test_paired_ratio_without_rounds_uses_the_aggregates():
     runs = [_run("put", "mock", 3000.0), _run("put", "prism", 2000.0)]
     assert report.paired_ratio(runs, [], "put", "mock", "prism") == (pytest.approx(1.5), "")
     assert report.paired_ratio(runs, [], "put", "mock", "hello") == (None, "")
+
+
+def test_paired_median_ratio():
+    assert micro.paired_median_ratio([1.0, 2.0, 1.0], [1.1, 2.6, 1.2]) == pytest.approx(1.2)
+    with pytest.raises(ValueError, match="one raw and one other"):
+        micro.paired_median_ratio([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="positive"):
+        micro.paired_median_ratio([0.0], [1.0])
