@@ -301,6 +301,7 @@ class Store:
     ) -> None:
         self.settings = settings
         self._clock = clock or _default_clock
+        to_micros(self._clock())  # fail now, not on every request, if the injected clock gives naive datetimes
         self._new_id = id_factory or _default_id
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []

@@ -319,3 +319,10 @@ def test_wire_shape_and_key_order(store: Store, clock: FakeClock) -> None:
 def test_parse_rfc3339_refuses_what_qiwi_refused(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message varies by case
         parse_rfc3339(text)
+
+
+def test_a_naive_clock_is_refused_at_once() -> None:
+    from datetime import datetime
+
+    with pytest.raises(ValueError, match="naive"):
+        Store(make_settings(), clock=lambda: datetime(2030, 1, 1))  # noqa: DTZ001 - the point of the test
