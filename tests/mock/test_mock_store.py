@@ -325,4 +325,4 @@ def test_a_naive_clock_is_refused_at_once() -> None:
     from datetime import datetime
 
     with pytest.raises(ValueError, match="naive"):
-        Store(make_settings(), clock=lambda: datetime(2030, 1, 1))  # noqa: DTZ001 - the point of the test
+        Store(make_settings(), clock=lambda: datetime(2030, 1, 1))
