@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -249,6 +250,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (SettingsError, OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
         sock.close()
         raise SystemExit(f"qiwi-bill-mock: {exc}") from None
+
+    if settings.db_path:
+        # Open the database once here: an unwritable path is a one-line error, not a traceback per worker.
+        from qiwi_bill_mock.store import Store
+
+        try:
+            Store(settings).close()
+        except sqlite3.Error as exc:
+            sock.close()
+            raise SystemExit(f"qiwi-bill-mock: cannot open the database {settings.db_path}: {exc}") from None
 
     _say(f"qiwi-bill-mock listening on {base_url}")
     if demo is not None:

@@ -177,3 +177,16 @@ def test_non_loopback_host_warns(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_unopenable_database_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "qiwi_bill_mock", "--port", "0", "--db", str(tmp_path / "missing-dir" / "mock.db")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "cannot open the database" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
