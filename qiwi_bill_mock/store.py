@@ -19,6 +19,7 @@ store.now() -> datetime                                 # the mock clock (clock(
 store.advance_clock(seconds) -> datetime
 store.create_bill(site_id, bill_id, draft: BillDraft) -> tuple[Bill, bool]   # (bill, created?)
 store.get_bill(site_id, bill_id) -> Bill | None         # applies lazy expiry
+store.bill_version(site_id, bill_id) -> (invoice_uid, status, changed_us) | None   # what the wire form depends on
 store.get_bill_any_merchant(bill_id) -> Bill | None     # only for the `skip_auth_on_get` broken mode
 store.get_bill_by_invoice_uid(invoice_uid) -> Bill | None   # payment pages (`payUrl` carries the uid)
 store.pay_bill(site_id, bill_id, pay_source=None) -> Bill   # the ONE pay path (controls and pages)
@@ -26,10 +27,13 @@ store.reject_bill(site_id, bill_id) -> Bill
 store.expire_bill(site_id, bill_id) -> Bill
 store.create_refund(site_id, bill_id, refund_id, amount=Decimal, currency=str) -> tuple[Refund, bool]
 store.get_refund(site_id, bill_id, refund_id) -> Refund | None
+store.list_refunds(site_id, bill_id) -> list[Refund]
 store.sweep_expired() -> int                            # the sweeper: expire overdue WAITING bills
 store.reset(site_id) -> None                            # forget a merchant's data, reset the clock
 store.list_deliveries(site_id, bill_id=None) -> list[dict]  # notification outbox + attempts
 store.add_outbox_listener(callback)                     # called after a commit that queued a notification
+store.claim_due_deliveries() / record_attempt(...) / release_leases(ids) / next_delivery_due()   # the notifier
+store.checkpoint() / close()
 ```
 
 For the form-create flow, look the merchant up with `settings.merchant_by_public_key(key)` and
