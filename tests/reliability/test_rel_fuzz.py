@@ -287,8 +287,6 @@ def test_schemathesis_negative_mode_never_gets_a_5xx(
         "not_a_server_error,negative_data_rejection,qiwi_error_body",
         "--max-examples",
         str(examples),
-        "--seed",
-        "7",
         "--generation-deterministic",
         "--no-shrink",
         "--request-timeout",
@@ -310,5 +308,5 @@ def test_schemathesis_negative_mode_never_gets_a_5xx(
 
 
 def _count_cases(output: str) -> int:
-    counts = [int(n) for n in re.findall(r"(\d+) (?:test cases|cases)", output)]
+    counts = [int(n) for n in re.findall(r"(\d+) generated", output)]
     return max(counts, default=0)
