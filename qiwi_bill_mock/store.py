@@ -512,27 +512,42 @@ class Store:
             if existing is None:
                 self.check_draft(draft)
                 now_us = _truncate_ms(self._now_us(conn))
-                details = {"comment": draft.comment, "customer": dict(draft.customer)}
-                details["customFields"] = dict(draft.custom_fields)
+                created = Bill(
+                    site_id=site_id,
+                    bill_id=bill_id,
+                    invoice_uid=self._new_id(),
+                    amount=draft.amount.quantize(_CENT),
+                    currency=draft.currency,
+                    status="WAITING",
+                    created_us=now_us,
+                    changed_us=now_us,
+                    expires_us=to_micros(draft.expiration),
+                    expiration_text=draft.expiration_text,
+                    comment=draft.comment,
+                    customer=dict(draft.customer),
+                    custom_fields=dict(draft.custom_fields),
+                    pay_source=None,
+                    refunded=Decimal("0.00"),
+                )
+                details = {"comment": created.comment, "customer": created.customer}
+                details["customFields"] = created.custom_fields
                 conn.execute(
                     f"INSERT INTO bills ({_BILL_COLUMNS}, fingerprint) "
                     "VALUES (?, ?, ?, ?, ?, 'WAITING', ?, ?, ?, ?, ?, NULL, '0.00', ?)",
                     (
                         site_id,
                         bill_id,
-                        self._new_id(),
-                        draft.currency,
-                        str(draft.amount.quantize(_CENT)),
+                        created.invoice_uid,
+                        created.currency,
+                        str(created.amount),
                         now_us,
                         now_us,
-                        to_micros(draft.expiration),
-                        draft.expiration_text,
+                        created.expires_us,
+                        created.expiration_text,
                         json.dumps(details, ensure_ascii=False),
                         fingerprint,
                     ),
                 )
-                created = self._select(conn, site_id, bill_id)
-                assert created is not None
                 return created, True
             if self.settings.strict_idempotency:
                 stored = conn.execute(
