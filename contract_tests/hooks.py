@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import schemathesis
@@ -39,9 +40,6 @@ __all__ = ["ACCEPTED_CURRENCIES", "HookSettings", "configure", "current_settings
 # "Decisions"). A positive case with another well-formed code would be a false positive_data_acceptance
 # failure, so positive bodies get one of these.
 ACCEPTED_CURRENCIES = ("RUB", "KZT")
-
-BILL_OPERATIONS = ("createBill", "getBill", "rejectBill", "createRefund", "getRefund")
-
 
 @dataclass(frozen=True, slots=True)
 class HookSettings:
@@ -74,8 +72,6 @@ def pay_over_http(
     base_url: str, secret_key: str, bill_id: str, *, client: httpx.Client | None = None
 ) -> dict[str, Any] | None:
     """Pay a bill through the mock's ``POST /_mock/bills/{billId}/pay``; return the bill or ``None``."""
-    from urllib.parse import quote
-
     url = f"{base_url.rstrip('/')}/_mock/bills/{quote(bill_id, safe='')}/pay"
     headers = {"Authorization": f"Bearer {secret_key}"}
     if client is not None:
