@@ -30,6 +30,7 @@ __all__ = ["Notifier"]
 logger = logging.getLogger("qiwi_bill_mock.notifier")
 
 _MAX_POLL_SECONDS = 1.0  # other workers' commits and clock advances are noticed within this
+_MIN_POLL_SECONDS = 0.005
 
 
 class Notifier:
@@ -144,7 +145,8 @@ class Notifier:
         due = self._store.next_delivery_due()
         if due is None:
             return _MAX_POLL_SECONDS
-        return min(max((due - self._store.now()).total_seconds(), 0.0), _MAX_POLL_SECONDS)
+        # A small floor: a row that is due yet cannot be claimed (a lease just taken) never makes this loop spin.
+        return min(max((due - self._store.now()).total_seconds(), _MIN_POLL_SECONDS), _MAX_POLL_SECONDS)
 
     async def _serve(self) -> None:
         assert self._wake is not None

@@ -825,9 +825,12 @@ class Store:
             conn.executemany("UPDATE outbox SET lease_until = 0 WHERE id = ?", [(i,) for i in delivery_ids])
 
     def next_delivery_due(self) -> datetime | None:
-        """Mock-clock time of the earliest pending delivery, if any."""
+        """Mock-clock time of the earliest pending delivery not leased by a worker, if any."""
         with self._lock:
-            row = self._conn.execute("SELECT MIN(next_us) FROM outbox WHERE state = 'pending'").fetchone()
+            # Rows leased by another worker are that worker's: waiting on them would spin until the lease ends.
+            row = self._conn.execute(
+                "SELECT MIN(next_us) FROM outbox WHERE state = 'pending' AND lease_until <= ?", (time.time(),)
+            ).fetchone()
         if row is None or row[0] is None:
             return None
         return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=row[0])

@@ -236,3 +236,24 @@ def test_fault_spec_parsing(spec: str) -> None:
 def test_bad_fault_specs(spec: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - SettingsError is a ValueError
         Fault.parse(spec)
+
+
+async def test_two_workers_never_send_one_attempt_twice(tmp_path: Path, clock: FakeClock) -> None:
+    import asyncio
+
+    receiver = Receiver()
+    settings = make_settings(notify_url=NOTIFY_URL, db_path=str(tmp_path / "mock.db"))
+    workers = [
+        create_app(settings, clock=clock, notify_transport=httpx.ASGITransport(app=receiver.app)) for _ in range(2)
+    ]
+    store = workers[0].state.ctx.store
+    for n in range(20):
+        store.create_bill(SITE, f"b{n}", _draft(clock))
+        store.pay_bill(SITE, f"b{n}")
+    counts = await asyncio.gather(*(w.state.ctx.notifier.drain() for w in workers))
+    assert sum(counts) == 20
+    assert len(receiver.requests) == 20
+    assert len({json.loads(raw)["bill"]["billId"] for _, raw in receiver.requests}) == 20
+    assert workers[1].state.ctx.store.next_delivery_due() is None
+    for w in workers:
+        await w.state.ctx.notifier.stop()
