@@ -138,9 +138,13 @@ def measure_client_overhead(
 
             await gather(raw_task)  # warm-up: opens the pool's connections
             raws, gens = [], []
-            for _ in range(rounds):
-                raws.append(await gather(raw_task))
-                gens.append(await gather(gen_task))
+            for index in range(rounds):  # AB BA AB ...: see _interleave
+                if index % 2 == 0:
+                    raws.append(await gather(raw_task))
+                    gens.append(await gather(gen_task))
+                else:
+                    gens.append(await gather(gen_task))
+                    raws.append(await gather(raw_task))
             return raws, gens
 
     raw_times, gen_times = asyncio.run(run_async())
@@ -159,13 +163,18 @@ def measure_client_overhead(
 
 
 def _interleave(first: Callable[[], None], second: Callable[[], None], rounds: int) -> tuple[list[float], list[float]]:
-    """Warm both up once, then time them alternately for ``rounds`` rounds."""
+    """Warm both up once, then time them alternately for ``rounds`` rounds.
+
+    The order flips every round (AB BA AB ...), so a drift of the machine or the server within a
+    round (a WAL checkpoint, a neighbour's burst) does not always fall on the same side.
+    """
     first()
     second()
     a: list[float] = []
     b: list[float] = []
-    for _ in range(rounds):
-        for func, sink in ((first, a), (second, b)):
+    for index in range(rounds):
+        pair = ((first, a), (second, b))
+        for func, sink in pair if index % 2 == 0 else pair[::-1]:
             started = time.perf_counter()
             func()
             sink.append(time.perf_counter() - started)

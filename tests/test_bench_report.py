@@ -216,3 +216,10 @@ def test_paired_median_ratio():
         micro.paired_median_ratio([1.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="positive"):
         micro.paired_median_ratio([0.0], [1.0])
+
+
+def test_interleave_flips_the_order_every_round():
+    calls: list[str] = []
+    first_times, second_times = micro._interleave(lambda: calls.append("a"), lambda: calls.append("b"), 3)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then AB BA AB
+    assert len(first_times) == len(second_times) == 3
