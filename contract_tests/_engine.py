@@ -38,6 +38,7 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATH = REPO_ROOT / "openapi" / "qiwi-bill-payments.yaml"
 TOML_PATH = REPO_ROOT / "schemathesis.toml"
+MAX_REPRODUCE = 600
 ALL_PHASES = ("examples", "coverage", "fuzzing", "stateful")
 # Every built-in check the issue lists, plus the suite's own (contract_tests/checks.py).
 ALL_CHECKS = (
@@ -74,12 +75,16 @@ class FailureRecord:
     operation: str
     reproduce: str
 
-    def render(self) -> str:
+    def render(self, *, limit: int | None = None) -> str:
+        """The failure with its reproduction; ``limit`` cuts a long ``curl`` command (for the summary)."""
         first = self.message.strip().splitlines()[0] if self.message.strip() else ""
         text = f"[{self.code} {self.check}] {self.operation}: {self.title}"
         if first:
             text += f"\n    {first}"
-        return f"{text}\n    Reproduce with:\n      {self.reproduce}"
+        reproduce = self.reproduce
+        if limit is not None and len(reproduce) > limit:
+            reproduce = reproduce[:limit] + " ... (cut here; the test's failure message has it in full)"
+        return f"{text}\n    Reproduce with:\n      {reproduce}"
 
 
 @dataclass(slots=True)

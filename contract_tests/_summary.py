@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract_tests._engine import ConformanceReport
+from contract_tests._engine import MAX_REPRODUCE, ConformanceReport
 from contract_tests._profiles import active_budget
 
 __all__ = ["RECORDER", "Recorder", "pytest_terminal_summary"]
@@ -70,7 +70,7 @@ def summary_lines(stats: dict[str, list[Any]]) -> list[str]:
     if failures:
         lines.append(f"first failures ({min(len(failures), MAX_FAILURES_SHOWN)} of {len(failures)}):")
         for failure in failures[:MAX_FAILURES_SHOWN]:
-            lines.extend("  " + line for line in failure.render().splitlines())
+            lines.extend("  " + line for line in failure.render(limit=MAX_REPRODUCE).splitlines())
     for report in stats.get("failed", [])[:MAX_FAILURES_SHOWN]:
         if not any(report.nodeid.endswith(f"[{r.target}]") for r in reports if r.failures):
             lines.append(f"  FAILED {report.nodeid}")

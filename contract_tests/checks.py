@@ -141,6 +141,8 @@ class Ledger:
         problems = []
         if not same_id(bill_id, body.get("billId")):
             problems.append(f"Asked for bill {bill_id!r}, got bill {body.get('billId')!r}")
+        if _response_amount(body) is None:
+            return problems  # a malformed bill: response_schema_conformance reports it, the ledger cannot use it
         status = (body.get("status") or {}).get("value")
         is_new = self._find(body.get("billId")) is None
         if operation_id == "rejectBill" and status != "REJECTED":

@@ -41,6 +41,7 @@ __all__ = ["ACCEPTED_CURRENCIES", "HookSettings", "configure", "current_settings
 # failure, so positive bodies get one of these.
 ACCEPTED_CURRENCIES = ("RUB", "KZT")
 
+
 @dataclass(frozen=True, slots=True)
 class HookSettings:
     """What the hooks do for the current run.
