@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -239,8 +240,6 @@ def test_bad_fault_specs(spec: str) -> None:
 
 
 async def test_two_workers_never_send_one_attempt_twice(tmp_path: Path, clock: FakeClock) -> None:
-    import asyncio
-
     receiver = Receiver()
     settings = make_settings(notify_url=NOTIFY_URL, db_path=str(tmp_path / "mock.db"))
     workers = [
