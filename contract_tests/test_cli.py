@@ -10,7 +10,10 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from contract_tests._engine import REPO_ROOT, SPEC_PATH
 from contract_tests._target import MockProcess
@@ -25,10 +28,16 @@ def run_cli(url: str, key: str, junit: Path, *args: str) -> subprocess.Completed
     return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_cli_passes_against_the_mock_and_writes_junit(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockProcess]:
+    """One healthy mock over TCP for the CLI tests that need one."""
+    with MockProcess() as process:
+        yield process
+
+
+def test_cli_passes_against_the_mock_and_writes_junit(mock: MockProcess, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
-    with MockProcess() as mock:
-        result = run_cli(mock.base_url, mock.secret_key, junit, "-n", "3", "--phases", "examples,fuzzing")
+    result = run_cli(mock.base_url, mock.secret_key, junit, "-n", "3", "--phases", "examples,fuzzing")
     assert result.returncode == 0, result.stdout[-3000:]
     suite = ET.parse(junit).getroot()
     cases = suite.findall(".//testcase")
@@ -46,8 +55,7 @@ def test_cli_fails_on_a_broken_server(tmp_path: Path) -> None:
     assert ET.parse(junit).getroot().findall(".//failure")
 
 
-def test_cli_fails_with_a_wrong_key(tmp_path: Path) -> None:
-    with MockProcess() as mock:
-        args = ("-n", "3", "--phases", "examples", "--include-operation-id", "getBill")
-        result = run_cli(mock.base_url, "not-the-key", tmp_path / "junit.xml", *args)
+def test_cli_fails_with_a_wrong_key(mock: MockProcess, tmp_path: Path) -> None:
+    args = ("-n", "3", "--phases", "examples", "--include-operation-id", "getBill")
+    result = run_cli(mock.base_url, "not-the-key", tmp_path / "junit.xml", *args)
     assert result.returncode != 0, result.stdout[-3000:]
