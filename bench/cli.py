@@ -139,6 +139,7 @@ class Run:
         """Run one load scenario against ``server`` with wrk, or with the Python generator without wrk."""
         prefix = f"{self.prefix}-{scenario}-{connections}-{time.monotonic_ns() % 10**9}"
         script, opts, py_scenario = _scenario(scenario, prefix)
+        cpu_before = server.cpu_seconds()
         if self.wrk:
             result = load.run_wrk(
                 base_url=server.base_url,
@@ -164,9 +165,13 @@ class Run:
             )
         if result.requests >= self.config.max_requests:
             result.extra["capped"] = True
+        if result.requests:
+            # Server CPU per request: far less sensitive to the neighbours' load than throughput.
+            result.extra["server_cpu_us"] = round((server.cpu_seconds() - cpu_before) / result.requests * 1e6, 1)
         say(
             f"bench:   {server.name:<5} {scenario:<10} c{connections:<3} {result.rps:>9,.0f} req/s  "
-            f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
+            f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}  "
+            f"server CPU {result.extra.get('server_cpu_us', 0):6.1f} us/req",
         )
         return result
 

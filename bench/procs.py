@@ -14,7 +14,7 @@ from types import TracebackType
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "say", "tree_peak_rss_bytes"]
+__all__ = ["ServerProcess", "free_port", "say", "tree_cpu_seconds", "tree_peak_rss_bytes"]
 
 _LISTEN = re.compile(r"listening on (http://[0-9.]+:\d+)")
 
@@ -65,6 +65,30 @@ def tree_peak_rss_bytes(pid: int) -> int:
         total += _status_kib(current, "VmHWM")
         stack.extend(_children(current))
     return total * 1024
+
+
+def _cpu_ticks(pid: int) -> int:
+    """Return utime + stime of ``pid`` (all its threads) in clock ticks, 0 when unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    # The command name (field 2) may contain spaces: fields after its closing parenthesis are fixed.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) used so far by ``pid`` and its live descendants."""
+    total, stack, seen = 0, [pid], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        total += _cpu_ticks(current)
+        stack.extend(_children(current))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class ServerProcess:
@@ -164,6 +188,10 @@ class ServerProcess:
     def peak_rss_bytes(self) -> int:
         """Return the peak RSS of the server's process tree so far."""
         return tree_peak_rss_bytes(self.pid) if self._proc and self._proc.poll() is None else 0
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU time the server's process tree has used so far (0.0 when it is not running)."""
+        return tree_cpu_seconds(self.pid) if self._proc and self._proc.poll() is None else 0.0
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server's process group: SIGTERM (or ``stop_signal``), then SIGKILL after ``timeout_s``."""

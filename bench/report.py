@@ -234,13 +234,15 @@ def render_markdown(results: dict[str, Any], runs: list[LoadResult], targets: li
         "",
         "## Throughput and latency",
         "",
-        "| scenario | connections | server | req/s | p50 ms | p90 ms | p99 ms | errors | requests |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | connections | server | req/s | p50 ms | p90 ms | p99 ms | errors | requests "
+        "| server CPU µs/req |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         lines.append(
             f"| {run.scenario} | {run.connections} | {run.server} | {_fmt(run.rps, 0)} | {_fmt(run.p50_ms)} "
-            f"| {_fmt(run.p90_ms)} | {_fmt(run.p99_ms)} | {run.errors} | {run.requests:,} |"
+            f"| {_fmt(run.p90_ms)} | {_fmt(run.p99_ms)} | {run.errors} | {run.requests:,} "
+            f"| {_fmt(run.extra.get('server_cpu_median_us'), 0)} |"
         )
     overhead = results.get("client_overhead") or {}
     if overhead.get("sync") or overhead.get("async"):
@@ -356,5 +358,8 @@ def summarise_rounds(rounds: list[list[LoadResult]]) -> list[LoadResult]:
         best = median_run(groups[key])
         best.extra["rps_rounds"] = [round(r.rps, 1) for r in groups[key]]
         best.extra["rps_median"] = round(statistics.median(r.rps for r in groups[key]), 1)
+        cpu = [r.extra["server_cpu_us"] for r in groups[key] if "server_cpu_us" in r.extra]
+        if cpu:
+            best.extra["server_cpu_median_us"] = statistics.median(cpu)
         summary.append(best)
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -225,3 +226,12 @@ def test_python_load_against_the_hello_app(tmp_path: Path):
     assert result.tool == "python"
     assert 0 < result.p50_ms <= result.p99_ms <= result.max_ms
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_tree_cpu_seconds_of_this_process():
+    from bench.procs import tree_cpu_seconds
+
+    before = tree_cpu_seconds(os.getpid())
+    sum(i * i for i in range(300_000))
+    assert tree_cpu_seconds(os.getpid()) >= before > 0
+    assert tree_cpu_seconds(2**22 + 12345) == 0.0  # no such process

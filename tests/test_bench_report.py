@@ -148,7 +148,7 @@ def test_markdown_has_every_section():
     text = report.render_markdown(_document(runs, targets), runs, targets)
     assert text.startswith("# Benchmark results (full run)")
     assert f"| GET throughput vs hello-world floor (c8) | >= 0.5{X} | 0.55{X} | **met** |" in text
-    assert "| get | 8 | mock | 6,000 | 1.00 | 2.00 | 5.00 | 0 | 30,000 |" in text
+    assert "| get | 8 | mock | 6,000 | 1.00 | 2.00 | 5.00 | 0 | 30,000 | n/a |" in text
     assert "| mixed | 32 | mock | 900 |" in text
     assert f"| sync | 400 | 0.500 | 0.520 | 1.040{X} |" in text
     assert f"Cost ratio: 1.67{X}" in text
