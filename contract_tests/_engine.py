@@ -292,7 +292,7 @@ def run_conformance(
         target.controls().reset()
     # After a reset, or under this session's unique id prefix, every bill the run meets is its own.
     checks.LEDGER.reset(fresh=target.mock_controls or target.safe)
-    with hooks.configure(target.hook_settings()):
+    with target.hook_settings() as settings, hooks.configure(settings):
         for event in from_schema(schema).execute():
             if isinstance(event, events.ScenarioFinished) and event.status is not Status.SKIP:
                 _collect_scenario(report, event, labels, seen_failures)

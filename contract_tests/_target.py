@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -39,9 +39,13 @@ __all__ = [
     "MOCK_SITE_ID",
     "MockControls",
     "MockProcess",
+    "SyncASGITransport",
     "Target",
     "build_mock_app",
     "env_flag",
+    "mock_asgi_target",
+    "portal",
+    "probe_mock_controls",
     "remote_target_from_env",
 ]
 
@@ -130,7 +134,7 @@ class Target:
 
     name: str
     base_url: str
-    secret_key: str
+    secret_key: str = field(repr=False)  # never in reprs, logs or test output
     public_key: str | None = None
     app: Any = None
     mock_controls: bool = True
@@ -151,16 +155,10 @@ class Target:
         return None
 
     def http(self) -> httpx.Client:
-        """A synchronous httpx client for this target (a Starlette TestClient for in-process apps)."""
+        """A synchronous httpx client for this target (through :class:`SyncASGITransport` for in-process apps)."""
         if self.app is not None:
             return httpx.Client(transport=SyncASGITransport(self.app), base_url=self.base_url)
         return httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(10.0, connect=5.0))
-
-    def async_http(self) -> httpx.AsyncClient:
-        """An asynchronous httpx client for this target (ASGI transport for in-process apps)."""
-        if self.app is not None:
-            return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=self.base_url)
-        return httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(10.0, connect=5.0))
 
     def controls(self) -> MockControls:
         """The ``/_mock/`` controls; raise when this target has none."""
@@ -168,16 +166,19 @@ class Target:
             raise RuntimeError(self.skip_reason(needs_controls=True))
         return MockControls(self)
 
-    def hook_settings(self) -> HookSettings:
-        """What the schemathesis hooks must do for this target."""
-        pay = None
-        if self.mock_controls:
-            client = self.http()
+    @contextlib.contextmanager
+    def hook_settings(self) -> Iterator[HookSettings]:
+        """What the schemathesis hooks must do for this target, for the duration of one run."""
+        with self.http() as client:
 
             def pay(bill_id: str) -> dict[str, Any] | None:
                 return pay_over_http(self.base_url, self.secret_key, bill_id, client=client)
 
-        return HookSettings(pay_bill=pay, id_prefix="" if self.destructive else self.id_prefix, safe_amounts=self.safe)
+            yield HookSettings(
+                pay_bill=pay if self.mock_controls else None,
+                id_prefix="" if self.destructive else self.id_prefix,
+                safe_amounts=self.safe,
+            )
 
 
 class MockControls:
@@ -262,6 +263,7 @@ class MockProcess:
     def command(self) -> list[str]:
         command = [sys.executable, "-m", "qiwi_bill_mock", "--host", "127.0.0.1", "--port", "0"]
         command += ["--secret-key", self.secret_key, "--public-key", self.public_key, "--site-id", self.site_id]
+        command += ["--log-level", "warning"]  # one log line per request is noise here
         if self.broken:
             command += ["--broken", ",".join(self.broken)]
         if self.notify_url:
