@@ -283,3 +283,30 @@ def test_bills_expire_when_their_time_passes(target: Target) -> None:
             assert bill_status(client, target, bill_id) == "EXPIRED"
     finally:
         controls.reset()  # the clock is the whole mock's: put it back for the tests that follow
+
+
+# What the official SDKs send (reference/qiwi-sdks.md; spec: rejectBill description, DESIGN.md "Response
+# shape"): a charset in the Content-Type, a literal `null` body (Node SDK) or an empty one (.NET SDK).
+SDK_REQUESTS: dict[str, tuple[str, str, dict[str, str], bytes | None]] = {
+    "create with charset": ("PUT", "", {"Content-Type": "application/json;charset=UTF-8"}, None),
+    "reject with null body": ("POST", "/reject", {"Content-Type": "application/json"}, b"null"),
+    "reject with empty body": ("POST", "/reject", {"Content-Type": "application/json"}, b""),
+    "get with null body": ("GET", "", {"Content-Type": "application/json"}, b"null"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SDK_REQUESTS))
+def test_requests_the_official_sdks_send_are_accepted(target: Target, name: str) -> None:
+    """Real clients' request quirks get the normal answer, not an error."""
+    method, suffix, headers, content = SDK_REQUESTS[name]
+    bill_id = new_id(target, "sdk")
+    with target.http() as client:
+        if content is None:  # the create itself is the request under test
+            payload = json.dumps(bill_body(Decimal("1.00"))).encode()
+        else:
+            assert create_bill_raw(client, target, bill_id, bill_body(Decimal("1.00"))).status_code == 200
+            payload = content
+        path = f"{BILLS}/{quote(bill_id, safe='')}{suffix}"
+        response = client.request(method, path, headers={**auth_headers(target), **headers}, content=payload)
+    assert response.status_code == 200, response.content
+    assert response.json()["billId"] == bill_id
