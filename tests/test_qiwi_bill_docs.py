@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from qiwi_bill_mock.testing import MockProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "helpers.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC, flags=re.S)
@@ -20,19 +22,8 @@ MOCK_ARGS = ["--secret-key", "my-secret", "--public-key", "my-public", "--site-i
 
 @pytest.fixture(scope="module")
 def mock_url() -> Iterator[str]:
-    cli = Path(sys.executable).with_name("qiwi-bill-mock")
-    proc = subprocess.Popen(
-        [str(cli), *MOCK_ARGS, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        match = re.fullmatch(r"qiwi-bill-mock listening on (http://\S+)\n", first)
-        assert match, f"unexpected first line: {first!r}"
-        yield match.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with MockProcess(*MOCK_ARGS) as mock:
+        yield mock.url
 
 
 def test_every_helper_has_an_example():

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from qiwi_bill_mock.testing import MockProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
@@ -31,22 +33,8 @@ def _readme_mock_args() -> list[str]:
 
 @pytest.fixture(scope="module")
 def mock_url() -> Iterator[str]:
-    cli = Path(sys.executable).with_name("qiwi-bill-mock")
-    proc = subprocess.Popen(
-        [str(cli), *_readme_mock_args(), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        match = re.fullmatch(r"qiwi-bill-mock listening on (http://\S+)\n", first)
-        assert match, f"unexpected first line: {first!r}"
-        yield match.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with MockProcess(*_readme_mock_args()) as mock:
+        yield mock.url
 
 
 def test_readme_has_examples() -> None:

@@ -15,7 +15,6 @@ from decimal import Decimal
 
 import pytest
 from merchant_site import run_merchant_site
-from pages_harness import bind_free_port, serve_in_thread, url_of
 
 from qiwi_bill import (
     SIGNATURE_HEADER,
@@ -31,6 +30,7 @@ from qiwi_bill_client.api.bills import create_bill, get_bill
 from qiwi_bill_client.models import AmountRequest, Bill, CreateBillRequest, Customer, CustomFields
 from qiwi_bill_mock.app import create_app
 from qiwi_bill_mock.settings import Merchant, Settings
+from qiwi_bill_mock.testing import bind_free_port, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -49,8 +49,8 @@ def mock(site):
     """The whole mock (API, notifier, pages) on 127.0.0.1; ``payUrl`` points at it."""
     sock = bind_free_port()
     merchant = Merchant(site_id="e2e-00", secret_key=SECRET_KEY, public_key=PUBLIC_KEY, notify_url=f"{site.url}/notify")
-    app = create_app(Settings(merchants=(merchant,), public_url=url_of(sock)))
-    with serve_in_thread(app, sock) as url:
+    app = create_app(Settings(merchants=(merchant,), public_url=f"http://127.0.0.1:{sock.getsockname()[1]}"))
+    with serve_app(app, sock=sock) as url:
         yield url
 
 

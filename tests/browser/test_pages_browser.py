@@ -15,13 +15,13 @@ from urllib.parse import quote
 
 import pytest
 from merchant_site import run_merchant_site
-from pages_harness import serve_in_thread
 from starlette.applications import Starlette
 
 from qiwi_bill import MOSCOW_TZ, format_lifetime
 from qiwi_bill_mock.pages import page_routes
 from qiwi_bill_mock.settings import Merchant, Settings
 from qiwi_bill_mock.store import Bill, BillDraft, Store
+from qiwi_bill_mock.testing import serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +38,7 @@ CTX = Ctx()
 
 @pytest.fixture(scope="module")
 def mock_url():
-    with serve_in_thread(Starlette(routes=page_routes(CTX))) as url:  # type: ignore[arg-type]
+    with serve_app(Starlette(routes=page_routes(CTX))) as url:  # type: ignore[arg-type]
         yield url
 
 

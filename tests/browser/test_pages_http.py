@@ -15,13 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from pages_harness import serve_in_thread
 from starlette.applications import Starlette
 
 from qiwi_bill import MOSCOW_TZ
 from qiwi_bill_mock.pages import page_routes
 from qiwi_bill_mock.settings import Merchant, Settings
 from qiwi_bill_mock.store import Bill, BillDraft, Store
+from qiwi_bill_mock.testing import serve_app
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=MOSCOW_TZ)
 MERCHANT = Merchant(site_id="270305", secret_key="sk-never-shown", public_key="pk-test-public", notify_url=None)
@@ -38,7 +38,7 @@ CTX = Ctx()
 
 @pytest.fixture(scope="module")
 def base_url():
-    with serve_in_thread(Starlette(routes=page_routes(CTX))) as url:  # type: ignore[arg-type]
+    with serve_app(Starlette(routes=page_routes(CTX))) as url:  # type: ignore[arg-type]
         yield url
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from mock_helpers import FakeClock, ThreadServer, make_settings, sequential_ids
+from mock_helpers import FakeClock, make_settings, sequential_ids
 from starlette.applications import Starlette
 
 from qiwi_bill_mock import Settings, create_app
+from qiwi_bill_mock.testing import serve_app
 
 
 @pytest.fixture
@@ -35,14 +38,7 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Any], ThreadServer]]:
-    servers: list[ThreadServer] = []
-
-    def start(app: Any) -> ThreadServer:
-        server = ThreadServer(app).__enter__()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in reversed(servers):
-        server.__exit__(None, None, None)
+def serve() -> Iterator[Callable[[Any], SimpleNamespace]]:
+    """Serve apps on threads (`qiwi_bill_mock.testing.serve_app`) until the test ends; each result has `.url`."""
+    with contextlib.ExitStack() as stack:
+        yield lambda app: SimpleNamespace(url=stack.enter_context(serve_app(app)))

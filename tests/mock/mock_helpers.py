@@ -1,8 +1,7 @@
-"""Helpers for the mock's tests: a controllable clock, deterministic ids, threaded servers, a notification receiver."""
+"""Helpers for the mock's tests: a controllable clock, deterministic ids, a notification receiver."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -10,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -56,33 +54,6 @@ def make_settings(**overrides: Any) -> Settings:
 
 def bill_body(value: Any = "10.00", currency: str = "RUB", **extra: Any) -> dict[str, Any]:
     return {"amount": {"value": value, "currency": currency}, "expirationDateTime": FUTURE, **extra}
-
-
-class ThreadServer:
-    """Runs an ASGI app on uvicorn in a background thread, on a free loopback port (lifespan included)."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 class Receiver:
