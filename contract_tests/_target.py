@@ -17,10 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import re
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -52,7 +49,6 @@ __all__ = [
 MOCK_SECRET_KEY = "contract-secret-key"
 MOCK_PUBLIC_KEY = "contract-public-key"
 MOCK_SITE_ID = "270304"
-LISTENING = re.compile(r"listening on (http://\S+)")
 
 
 class SyncASGITransport(httpx.BaseTransport):
@@ -240,7 +236,11 @@ def remote_target_from_env() -> Target | None:
 
 
 class MockProcess:
-    """``python -m qiwi_bill_mock`` on 127.0.0.1 with a free port, for the duration of a ``with`` block."""
+    """The command-line mock (``python -m qiwi_bill_mock``) on 127.0.0.1 and a free port, for a ``with`` block.
+
+    A thin layer over ``qiwi_bill_mock.testing.MockProcess`` (which starts, reads and stops the process)
+    that passes the suite's merchant and switches, and waits until ``/_mock/health`` answers.
+    """
 
     def __init__(
         self,
@@ -250,69 +250,38 @@ class MockProcess:
         site_id: str = MOCK_SITE_ID,
         broken: Iterable[str] = (),
         notify_url: str | None = None,
-        startup_timeout: float = 20.0,
+        startup_timeout: float = 30.0,
     ) -> None:
-        self.secret_key, self.public_key, self.site_id = secret_key, public_key, site_id
-        self.broken = tuple(broken)
-        self.notify_url = notify_url
-        self.startup_timeout = startup_timeout
-        self.base_url = ""
-        self._process: subprocess.Popen[str] | None = None
-        self._output: list[str] = []
+        from qiwi_bill_mock.testing import MockProcess as Process
 
-    def command(self) -> list[str]:
-        command = [sys.executable, "-m", "qiwi_bill_mock", "--host", "127.0.0.1", "--port", "0"]
-        command += ["--secret-key", self.secret_key, "--public-key", self.public_key, "--site-id", self.site_id]
-        command += ["--log-level", "warning"]  # one log line per request is noise here
-        if self.broken:
-            command += ["--broken", ",".join(self.broken)]
-        if self.notify_url:
-            command += ["--notify-url", self.notify_url]
-        return command
+        self.secret_key, self.public_key, self.site_id = secret_key, public_key, site_id
+        arguments = ["--host", "127.0.0.1", "--port", "0", "--secret-key", secret_key, "--public-key", public_key]
+        arguments += ["--site-id", site_id, "--log-level", "warning"]  # one log line per request is noise here
+        if broken:
+            arguments += ["--broken", ",".join(broken)]
+        if notify_url:
+            arguments += ["--notify-url", notify_url]
+        # The mock reads QIWI_MOCK_* defaults from the environment; the suite's mock must not inherit a
+        # user's database, faults or broken behaviours, so each such variable is blanked.
+        blank = {name: "" for name in os.environ if name.startswith("QIWI_MOCK_")}
+        self._process = Process(*arguments, env=blank, startup_timeout=startup_timeout)
+
+    @property
+    def base_url(self) -> str:
+        return self._process.url.rstrip("/")
 
     def __enter__(self) -> MockProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("QIWI_MOCK_BROKEN", None)
-        self._process = subprocess.Popen(
-            self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
-        found = threading.Event()
-
-        def read() -> None:
-            assert self._process is not None
-            assert self._process.stdout is not None
-            for line in self._process.stdout:
-                self._output.append(line)
-                match = LISTENING.search(line)
-                if match and not found.is_set():
-                    self.base_url = match.group(1).rstrip("/")
-                    found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not found.wait(self.startup_timeout):
-            self.__exit__(None, None, None)
-            raise RuntimeError(f"the mock did not start in {self.startup_timeout}s: {''.join(self._output)[-2000:]}")
-        deadline = time.monotonic() + self.startup_timeout
+        self._process.start()
+        deadline = time.monotonic() + self._process.startup_timeout
         while not probe_mock_controls(self.base_url):
             if time.monotonic() > deadline:
-                self.__exit__(None, None, None)
+                self._process.kill()
                 raise RuntimeError(f"the mock at {self.base_url} never answered /_mock/health")
             time.sleep(0.05)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        with contextlib.suppress(Exception):
-            if process.stdout is not None:
-                process.stdout.close()
+        self._process.stop()
 
     def target(self, *, name: str = "mock-tcp") -> Target:
         return Target(name=name, base_url=self.base_url, secret_key=self.secret_key, public_key=self.public_key)
