@@ -570,13 +570,19 @@ class Store:
     def bill_version(self, site_id: str, bill_id: str) -> tuple[str, str, int] | None:
         """`(invoice_uid, status, changed_us)` of the bill after lazy expiry: what its wire form depends on."""
         with self._lock:
+            # One statement reads the bill's version and the clock offset (the GET hot path: a second statement
+            # costs another WAL read-lock round trip).
             row = self._conn.execute(
-                "SELECT invoice_uid, status, changed_us, expires_us FROM bills WHERE site_id = ? AND bill_id = ?",
+                "SELECT invoice_uid, status, changed_us, expires_us, "
+                "(SELECT value FROM meta WHERE key = 'clock_offset_us') FROM bills WHERE site_id = ? AND bill_id = ?",
                 (site_id, bill_id),
             ).fetchone()
             if row is None:
                 return None
-            if row[1] != "WAITING" or self._now_us(self._conn) < row[3] + self._lag_us:
+            if row[1] != "WAITING":
+                return row[0], row[1], row[2]
+            offset = self._offset_cache if self._offset_cache is not None else int(row[4] or 0)
+            if to_micros(self._clock()) + offset < row[3] + self._lag_us:
                 return row[0], row[1], row[2]
         bill = self._read_bill(site_id, bill_id)
         return None if bill is None else (bill.invoice_uid, bill.status, bill.changed_us)
