@@ -34,6 +34,14 @@ def _skip_reason(report: Any) -> str:
     return str(longrepr)
 
 
+def _reason(report: Any) -> str:
+    """The gist of a failed test: pytest's ``E ...`` line, or the failure's first line."""
+    text = str(getattr(report, "longreprtext", "") or "").strip()
+    errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    reason = errors[0] if errors else (text.splitlines() or [""])[0]
+    return reason[:200]
+
+
 def _is_contract(report: Any) -> bool:
     return str(getattr(report, "nodeid", "")).startswith("contract_tests/")
 
@@ -71,9 +79,9 @@ def summary_lines(stats: dict[str, list[Any]]) -> list[str]:
         lines.append(f"first failures ({min(len(failures), MAX_FAILURES_SHOWN)} of {len(failures)}):")
         for failure in failures[:MAX_FAILURES_SHOWN]:
             lines.extend("  " + line for line in failure.render(limit=MAX_REPRODUCE).splitlines())
-    for report in stats.get("failed", [])[:MAX_FAILURES_SHOWN]:
+    for report in (stats.get("failed", []) + stats.get("error", []))[:MAX_FAILURES_SHOWN]:
         if not any(report.nodeid.endswith(f"[{r.target}]") for r in reports if r.failures):
-            lines.append(f"  FAILED {report.nodeid}")
+            lines.append(f"  FAILED {report.nodeid}: {_reason(report)}")
     lines.append("RESULT: " + ("FAIL" if failed else "PASS"))
     return lines
 

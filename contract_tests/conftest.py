@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from contract_tests._profiles import Budget, active_budget, register_profiles
@@ -45,12 +46,27 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if name == "remote":
         remote = remote_target_from_env()
         assert remote is not None
+        preflight(remote)
         yield remote
     elif name == "mock-asgi":
         yield mock_asgi_target()
     else:
         with MockProcess() as process:
             yield process.target()
+
+
+def preflight(target: Target) -> None:
+    """Fail fast, with one clear message, when the target cannot be reached or refuses the key."""
+    try:
+        with target.http() as client:
+            response = client.get(
+                f"/partner/bill/v1/bills/{target.id_prefix}preflight",
+                headers={"Authorization": f"Bearer {target.secret_key}"},
+            )
+    except httpx.HTTPError as exc:
+        pytest.fail(f"{target.base_url} cannot be reached: {exc!r}", pytrace=False)
+    if response.status_code in (401, 403):
+        pytest.fail(f"{target.base_url} refuses QIWI_SECRET_KEY ({response.status_code})", pytrace=False)
 
 
 @pytest.fixture(scope="session")
