@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 
 __all__ = [
+    "PUBLIC_A",
+    "PUBLIC_B",
     "SECRET_A",
     "SECRET_B",
     "SITE_A",
@@ -31,8 +33,11 @@ __all__ = [
     "MerchantEndpoint",
     "MockProcess",
     "Received",
+    "auth",
     "bill_body",
+    "free_port",
     "future_expiration",
+    "wait_until",
     "write_config",
 ]
 
@@ -317,7 +322,3 @@ def free_port() -> int:
 
 def auth(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-def flatten(chunks: Iterable[Iterable[Any]]) -> list[Any]:
-    return [item for chunk in chunks for item in chunk]

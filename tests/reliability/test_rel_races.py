@@ -252,14 +252,14 @@ async def test_sustained_mixed_load_loses_nothing(scale: str, mock: MockProcess,
                         entry["status"] = "REJECTED"
                 elif choice < 0.8 and entry["status"] == "PAID":
                     refund_id = f"rf-{next(ids)}"
-                    value = Decimal(rng.randint(1, 500)) / 100
+                    refund_value = Decimal(rng.randint(1, 500)) / 100
                     r = await client.put(
                         f"{API}/{bill_id}/refunds/{refund_id}",
-                        json={"amount": {"value": str(value), "currency": "RUB"}},
+                        json={"amount": {"value": str(refund_value), "currency": "RUB"}},
                     )
                     statuses.append(r.status_code)
                     if r.status_code == 200:
-                        entry["refunds"][refund_id] = value
+                        entry["refunds"][refund_id] = refund_value
                 else:
                     r = await client.get(f"{API}/{bill_id}")
                     statuses.append(r.status_code)

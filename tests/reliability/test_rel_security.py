@@ -290,8 +290,8 @@ def test_secret_keys_never_appear_in_any_output(
     # The client, its reprs and its errors.
     client = make_client(SECRET_A, base_url=secure_mock.url, retries=1, backoff=0.01)
     with client:
-        body = CreateBillRequest(amount=AmountRequest(currency="RUB", value="9.00"), expiration_date_time=_future())
-        captured.append(repr(create_bill.sync_detailed(f"{bill_id}-4", client=client, body=body)))
+        request = CreateBillRequest(amount=AmountRequest(currency="RUB", value="9.00"), expiration_date_time=_future())
+        captured.append(repr(create_bill.sync_detailed(f"{bill_id}-4", client=client, body=request)))
         captured.append(repr(get_bill.sync_detailed(f"{bill_id}-missing", client=client)))
         captured += [repr(client), str(client), repr(client.get_httpx_client())]
     for bad in ({"timeout": -1}, {"base_url": "ftp://x"}, {"retries": 99}):
