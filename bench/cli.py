@@ -169,7 +169,7 @@ class Run:
             # Server CPU per request: far less sensitive to the neighbours' load than throughput.
             result.extra["server_cpu_us"] = round((server.cpu_seconds() - cpu_before) / result.requests * 1e6, 1)
         say(
-            f"bench:   {server.name:<5} {scenario:<10} c{connections:<3} {result.rps:>9,.0f} req/s  "
+            f"bench:   {server.name:<8} {scenario:<6} c{connections:<3} {result.rps:>9,.0f} req/s  "
             f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}  "
             f"server CPU {result.extra.get('server_cpu_us', 0):6.1f} us/req",
         )
@@ -273,6 +273,11 @@ def _load_section(run: Run, stack: contextlib.ExitStack) -> ServerProcess | None
             mock = None
         else:
             started.append(mock)
+        # Diagnostic, not a target: the same mock without --db shows what the file store's commits cost.
+        memory = _start(run, stack, servers.mock_server(run.raw, name="mock-mem"))
+        if memory:
+            _create_get_bill(memory.base_url)
+            started.append(memory)
     if not started:
         raise RuntimeError("no server could be started")
     for server in started:  # warm-up: imports, caches, JIT (Prism), connection set-up
