@@ -170,7 +170,7 @@ def test_signature_helpers_only_answer_or_raise_invalid_signature(scale: str, fu
     )
 
 
-def test_a_valid_notification_still_verifies_and_parses() -> None:
+def test_a_valid_notification_still_verifies_and_parses(scale: str) -> None:
     """The fuzz property is not met by refusing everything: a real notification passes."""
     body = {
         "bill": {
@@ -193,7 +193,7 @@ def test_a_valid_notification_still_verifies_and_parses() -> None:
     )
 
 
-def test_signatures_are_compared_with_compare_digest() -> None:
+def test_signatures_are_compared_with_compare_digest(scale: str, row: Row) -> None:
     """Constant-time comparison: every verification path calls `hmac.compare_digest` with the raw digests, and
     the answer is what `compare_digest` says (a plain `==` anywhere would bypass the mock)."""
     raw = json.dumps(
@@ -223,3 +223,4 @@ def test_signatures_are_compared_with_compare_digest() -> None:
         assert spy.call_count == 1
     # And the module uses the hmac module's function (not a copy bound at import time, which the mock would miss).
     assert "compare_digest" not in vars(qiwi_bill._signature)
+    row.requests = 3
