@@ -71,7 +71,7 @@ class Config:
             scale_sizes=(1_000, 100_000, 1_000_000),
             scale_duration_s=5.0,
             client_calls=200,
-            client_rounds=15,
+            client_rounds=11,
             async_calls=640,
             signature_loops=50_000,
             signature_rounds=7,
@@ -307,20 +307,11 @@ def _client_section(run: Run, target: ServerProcess) -> None:
         servers.TOKEN,
         get_bill_id=GET_BILL_ID,
         calls=config.client_calls,
+        async_calls=config.async_calls,
         rounds=config.client_rounds,
         concurrency=32,
         prefix=f"{run.prefix}-client",
     )
-    async_result = micro.measure_client_overhead(
-        target.base_url,
-        servers.TOKEN,
-        get_bill_id=GET_BILL_ID,
-        calls=config.async_calls,
-        rounds=config.client_rounds,
-        concurrency=32,
-        prefix=f"{run.prefix}-aclient",
-    )
-    result["async"] = async_result["async"]
     result["server"] = target.name
     result["note"] = (
         f"Against the {target.name} server; both sides share one httpx client, so the ratio is the generated "

@@ -49,14 +49,23 @@ def best_ratio(raw_times: list[float], other_times: list[float]) -> tuple[float,
 
 
 def measure_client_overhead(
-    base_url: str, token: str, *, get_bill_id: str, calls: int, rounds: int, concurrency: int, prefix: str
+    base_url: str,
+    token: str,
+    *,
+    get_bill_id: str,
+    calls: int,
+    async_calls: int,
+    rounds: int,
+    concurrency: int,
+    prefix: str,
 ) -> dict[str, Any]:
     """Time the generated client against raw httpx making the same calls on the same server.
 
-    Each round makes ``calls`` calls each way, half GETs of one existing bill and half PUT-creates of
-    new bills. Both ways share one ``httpx.Client`` (the generated client's own), so only the
-    generated layer differs: building the request model, the request kwargs and parsing the
-    response into attrs models. Raw httpx parses the JSON too (``response.json()``).
+    Each round makes ``calls`` sync calls (``async_calls`` async ones, spread over ``concurrency`` tasks)
+    each way, half GETs of one existing bill and half PUT-creates of new bills. Both ways share one
+    ``httpx.Client`` (the generated client's own), so only the generated layer differs: building the
+    request model, the request kwargs and parsing the response into attrs models. Raw httpx parses
+    the JSON too (``response.json()``).
 
     Returns:
         ``{"sync": {...}, "async": {...}}`` with seconds per round, the median paired ratio generated / raw
@@ -113,7 +122,7 @@ def measure_client_overhead(
     async def run_async() -> tuple[list[float], list[float]]:
         async with AuthenticatedClient(base_url=base_url, token=token) as aclient:
             ahttp = aclient.get_async_httpx_client()
-            per_task = max(1, calls // concurrency)
+            per_task = max(1, async_calls // concurrency)
 
             async def raw_task() -> None:
                 for i in range(per_task):
@@ -151,7 +160,7 @@ def measure_client_overhead(
     raw, gen, best = best_ratio(raw_times, gen_times)
     results["async"] = {
         "label": f"async, concurrency {concurrency}",
-        "calls": max(1, calls // concurrency) * concurrency,
+        "calls": max(1, async_calls // concurrency) * concurrency,
         "raw_s": raw,
         "generated_s": gen,
         "ratio": paired_median_ratio(raw_times, gen_times),

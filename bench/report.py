@@ -17,6 +17,7 @@ __all__ = [
     "TIMES",
     "Target",
     "evaluate_targets",
+    "median_p99",
     "median_run",
     "paired_ratio",
     "ratio",
@@ -107,6 +108,21 @@ def paired_ratio(
     return ratio(mine.rps if mine else None, theirs.rps if theirs else None), ""
 
 
+def median_p99(
+    runs: list[LoadResult], rounds: list[list[LoadResult]], scenario: str, server: str
+) -> tuple[float | None, str]:
+    """The p99 latency of ``scenario`` on ``server`` at 8 connections: the median over the rounds.
+
+    One stall of the shared machine (a neighbour's burst, a disk flush) can put a single round's p99
+    far out; the median of the rounds is the typical p99, and the note lists every round's.
+    """
+    values = [run.p99_ms for batch in rounds if (run := _find(batch, scenario, server, 8)) is not None]
+    if values:
+        return statistics.median(values), "median of per-round p99 (" + ", ".join(f"{v:.1f}" for v in values) + ")"
+    run = _find(runs, scenario, server, 8)
+    return (run.p99_ms if run else None), ""
+
+
 def evaluate_targets(
     results: dict[str, Any], runs: list[LoadResult], rounds: list[list[LoadResult]] | None = None
 ) -> list[Target]:
@@ -130,8 +146,8 @@ def evaluate_targets(
         missing = (prism_note if base == "prism" else "") or mock_note
         targets.append(_target(label, ">=", limit, "x", measured, missing or note))
     for scenario, label in (("get", "GET"), ("put", "PUT-create")):
-        run = _find(runs, scenario, "mock", 8)
-        targets.append(_target(f"{label} p99 latency (c8)", "<=", 10.0, "ms", run.p99_ms if run else None, mock_note))
+        p99, note = median_p99(runs, rounds or [], scenario, "mock")
+        targets.append(_target(f"{label} p99 latency (c8)", "<=", 10.0, "ms", p99, mock_note or note))
     overhead = results.get("client_overhead") or {}
     targets.append(
         _target(
@@ -172,8 +188,13 @@ def evaluate_targets(
         growth = ratio(sizes[-1].get("p50_ms"), sizes[0].get("p50_ms"))
         rss = max(s.get("peak_rss_mb", 0.0) for s in sizes)
     span = f"{sizes[0]['bills']:,} → {sizes[-1]['bills']:,} bills" if len(sizes) >= 2 else ""
+    growth_note = span
+    if len(sizes) >= 3:
+        tail = ratio(sizes[-1].get("p50_ms"), sizes[-2].get("p50_ms"))
+        if tail is not None:
+            growth_note += f"; {sizes[-2]['bills']:,} → {sizes[-1]['bills']:,}: {tail:.2f}{TIMES}"
     targets.append(
-        _target("GET p50 latency growth with store size", "<=", 1.20, "x", growth, span or scale.get("note", ""))
+        _target("GET p50 latency growth with store size", "<=", 1.20, "x", growth, growth_note or scale.get("note", ""))
     )
     targets.append(_target("Server peak RSS with --db", "<=", 150.0, "MB", rss, span or scale.get("note", "")))
     return targets

@@ -223,3 +223,26 @@ def test_interleave_flips_the_order_every_round():
     first_times, second_times = micro._interleave(lambda: calls.append("a"), lambda: calls.append("b"), 3)
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then AB BA AB
     assert len(first_times) == len(second_times) == 3
+
+
+def test_p99_target_is_the_median_over_rounds():
+    rounds = [
+        [_run("get", "mock", 100.0, p99=3.0)],
+        [_run("get", "mock", 200.0, p99=72.0)],  # one stalled round
+        [_run("get", "mock", 150.0, p99=4.0)],
+    ]
+    runs = report.summarise_rounds(rounds)
+    assert runs[0].p99_ms == 4.0  # the median-throughput round
+    value, note = report.median_p99(runs, rounds, "get", "mock")
+    assert value == 4.0
+    assert "3.0, 72.0, 4.0" in note
+    assert report.median_p99(runs, [], "get", "mock") == (4.0, "")
+    assert report.median_p99(runs, [], "put", "mock") == (None, "")
+
+
+def test_scale_note_gives_the_growth_past_the_cache():
+    results = _results()
+    results["scale"]["sizes"].insert(1, {"bills": 100_000, "p50_ms": 1.08, "peak_rss_mb": 80.0})
+    targets = {t.name: t for t in report.evaluate_targets(results, [])}
+    note = targets["GET p50 latency growth with store size"].note
+    assert note.startswith("1,000 → 1,000,000 bills; 100,000 → 1,000,000: 1.02")
