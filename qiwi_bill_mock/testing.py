@@ -194,6 +194,11 @@ class MockProcess:
     def _join_reader(self) -> None:
         if self._reader is not None:
             self._reader.join(5)
+        if self._proc is not None and self._proc.stdout is not None and not self._reader_alive():
+            self._proc.stdout.close()  # the reader saw EOF: release the pipe (else a ResourceWarning per start)
+
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
 
     def __enter__(self) -> MockProcess:
         return self.start()
