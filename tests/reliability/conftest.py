@@ -86,9 +86,7 @@ def _mock_factory(tmp_path: Path) -> Iterator[Any]:
     started: list[MockProcess] = []
 
     def start(args: list[str], *, env: dict[str, str] | None = None, host: str | None = "127.0.0.1") -> MockProcess:
-        logdir = tmp_path / f"mock{len(started)}"
-        logdir.mkdir()
-        process = MockProcess(logdir, args, env=env, host=host)
+        process = MockProcess(args, env=env, host=host)
         started.append(process)
         _PROCESSES.append(process)
         return process.start()
@@ -112,7 +110,7 @@ def module_mock_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
 
 def all_mock_output() -> str:
     """stdout and stderr of every mock process this session started (for the secret-leak grep)."""
-    return "\n".join(process.output() for process in _PROCESSES)
+    return "\n".join(process.output for process in _PROCESSES)
 
 
 def _table(rows: list[Row]) -> list[str]:

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from qiwi_bill_mock.testing import MockProcess as _TestingMockProcess, MockProcessError
 
 __all__ = [
     "PUBLIC_A",
@@ -49,7 +46,6 @@ PUBLIC_B = "rel-public-B-4e5f6a7b"
 SITE_A = "rel-site-a"
 SITE_B = "rel-site-b"
 
-_LISTEN = re.compile(r"qiwi-bill-mock listening on (http://\S+)")
 _START_TIMEOUT = 30.0
 
 
@@ -89,133 +85,62 @@ def write_config(
     return path
 
 
-class MockProcess:
-    """`python -m qiwi_bill_mock` in its own process group, with stdout and stderr captured to files.
+class MockProcess(_TestingMockProcess):
+    """`qiwi_bill_mock.testing.MockProcess` (the CLI in its own process group) as this suite uses it.
+
+    Adds: `--host 127.0.0.1` unless `host=None` (then the CLI's default decides), `--log-level info` so the
+    access log is in `output`, a wait for `/_mock/health` after the first line, the database path, the statuses
+    of the access log, and a `stop()` that falls back to `kill -9` instead of raising.
 
     Args:
-        workdir: Where the log files go (one pair per start, so restarts keep the earlier logs).
-        args: Command-line arguments after `--host 127.0.0.1 --port 0` (e.g. `--db`, `--workers`, `--config`).
+        args: Command-line arguments (e.g. `--db`, `--workers`, `--config`).
         env: Extra environment variables.
-        host: The `--host` to bind (default loopback).
+        host: The `--host` to bind (default loopback; `None` passes none).
     """
 
     def __init__(
-        self, workdir: Path, args: Sequence[str], *, env: dict[str, str] | None = None, host: str | None = "127.0.0.1"
+        self, args: Sequence[str], *, env: dict[str, str] | None = None, host: str | None = "127.0.0.1"
     ) -> None:
-        self.workdir = workdir
-        self.args = list(args)
-        self.env = env or {}
-        self.host = host
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.starts = 0
-        self.logs: list[Path] = []
+        host_args = ["--host", host] if host is not None else []
+        super().__init__(*host_args, "--log-level", "info", *args, env=env, startup_timeout=_START_TIMEOUT)
+        self.db = args[list(args).index("--db") + 1] if "--db" in args else None
 
     def start(self) -> MockProcess:
-        """Start and wait for the first line (`... listening on URL`) and a healthy answer."""
-        self.starts += 1
-        out = self.workdir / f"mock-{self.starts}.stdout"
-        err = self.workdir / f"mock-{self.starts}.stderr"
-        self.logs += [out, err]
-        command = [sys.executable, "-m", "qiwi_bill_mock", "--port", "0", "--log-level", "info", *self.args]
-        if self.host is not None:
-            command[3:3] = ["--host", self.host]
-        env = {**os.environ, **self.env}
-        with out.open("wb") as stdout, err.open("wb") as stderr:
-            self.proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, start_new_session=True)
+        """Start, wait for the first line and for a healthy answer."""
+        super().start()
         deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            match = _LISTEN.search(out.read_text("utf-8", "replace"))
-            if match:
-                self.url = match.group(1)
-                break
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mock exited with {self.proc.returncode}: {err.read_text('utf-8', 'replace')}")
-            time.sleep(0.05)
-        else:
-            self.kill()
-            raise RuntimeError("mock printed no listening line in time")
-        self._wait_healthy(deadline)
-        return self
-
-    def _wait_healthy(self, deadline: float) -> None:
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/_mock/health", timeout=2.0, trust_env=False).status_code == 200:
-                    return
+                    return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError("mock never answered /_mock/health")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self) -> None:
-        """`kill -9` the mock and every worker process of it (its own process group), then reap it."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
-        self._wait_group_gone()
-
-    def stop(self) -> int:
-        """SIGTERM (clean shutdown); `kill -9` if it has not ended after 15 s. Returns the exit code."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._wait_group_gone()
-        return self.proc.returncode
-
-    def _wait_group_gone(self) -> None:
-        """Worker processes left over in the group (after a parent's kill -9) are killed too."""
-        assert self.proc is not None
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
+        raise MockProcessError("the mock never answered /_mock/health")
 
     def restart(self) -> MockProcess:
-        """Start again with the same arguments (same `--db`), after `kill` or `stop`."""
+        """Start again with the same arguments (same `--db`), after `kill()` or `stop()`; the port may change."""
         return self.start()
 
-    def output(self) -> str:
-        """Everything the process(es) printed so far, stdout and stderr of every start."""
-        return "\n".join(path.read_text("utf-8", "replace") for path in self.logs if path.exists())
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait (a clean shutdown); `kill -9` if that fails. Returns the exit status (or -9)."""
+        if self._proc is None:
+            return 0
+        try:
+            return super().stop(timeout)
+        except MockProcessError:
+            return -9
 
     def access_statuses(self) -> list[int]:
         """HTTP statuses from the mock's access log lines (`<trace> METHOD PATH STATUS 1.23ms`)."""
         statuses = []
-        for line in self.output().splitlines():
+        for line in self.output.splitlines():
             if " qiwi_bill_mock.access: " in line:
                 parts = line.rsplit(" ", 2)
                 if len(parts) == 3 and parts[1].isdigit():
                     statuses.append(int(parts[1]))
         return statuses
-
-    def __enter__(self) -> MockProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @dataclass

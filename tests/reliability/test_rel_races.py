@@ -73,7 +73,7 @@ async def test_concurrent_identical_creates_make_one_bill(scale: str, mock: Mock
     assert [r.status_code for r in responses] == [200] * n
     bodies = {r.content for r in responses}
     assert len(bodies) == 1, f"{len(bodies)} different bodies for one billId"
-    with sqlite3.connect(f"file:{mock.args[1]}?mode=ro", uri=True) as db:
+    with sqlite3.connect(f"file:{mock.db}?mode=ro", uri=True) as db:
         count = db.execute("SELECT COUNT(*) FROM bills WHERE bill_id = ?", (f"race-create-{scale}",)).fetchone()[0]
     row.lost = abs(count - 1)
     assert count == 1
@@ -110,7 +110,7 @@ async def test_concurrent_partial_refunds_never_exceed_the_bill(scale: str, mock
     assert all(s.status_code == 404 for s in stored if s.json().get("refundId") not in stored_ok)
     # The refund that reached the bill amount is FULL, every earlier one PARTIAL ("Возврат по счету").
     assert sorted(json.loads(c)["status"] for c in stored_ok.values()) == ["FULL"] + ["PARTIAL"] * (parts - 1)
-    with sqlite3.connect(f"file:{mock.args[1]}?mode=ro", uri=True) as db:
+    with sqlite3.connect(f"file:{mock.db}?mode=ro", uri=True) as db:
         refunded = db.execute("SELECT refunded FROM bills WHERE bill_id = ?", (f"race-refund-{scale}",)).fetchone()[0]
         rows = db.execute("SELECT amount, status FROM refunds WHERE bill_id = ?", (f"race-refund-{scale}",)).fetchall()
     assert Decimal(refunded) == amount
@@ -281,7 +281,7 @@ async def test_sustained_mixed_load_loses_nothing(scale: str, mock: MockProcess,
             or r.json()["amount"]["value"] != f"{bills[b]['amount']:.2f}"
         )
     ]
-    with sqlite3.connect(f"file:{mock.args[1]}?mode=ro", uri=True) as db:
+    with sqlite3.connect(f"file:{mock.db}?mode=ro", uri=True) as db:
         stored = dict(
             db.execute(
                 "SELECT bill_id, amount FROM bills WHERE site_id = ? AND bill_id LIKE ?", (SITE_A, f"load-{scale}-%")

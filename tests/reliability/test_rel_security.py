@@ -220,13 +220,13 @@ def test_binds_loopback_by_default_and_warns_otherwise(
     port = int(default.url.rsplit(":", 1)[1])
     assert default.url.startswith("http://127.0.0.1:")
     assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, little-endian hex
-    assert "WARNING" not in default.output()
+    assert "WARNING" not in default.output
     default.stop()
 
     exposed: MockProcess = mock_factory(["--config", str(config)], host="0.0.0.0")
     port = int(exposed.url.rsplit(":", 1)[1])
     assert _listening_addresses(port) == {"00000000"}
-    output = exposed.output()
+    output = exposed.output
     assert "WARNING" in output
     assert "reachable from the network" in output
     row.requests = 2
