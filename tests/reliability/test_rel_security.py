@@ -270,9 +270,10 @@ def test_secret_keys_never_appear_in_any_output(
                 r = raw.request(method, path, json=body, headers=headers)
                 captured.append(f"{r.status_code} {r.headers} {r.text}")
         r = raw.put(
-            f"{API}/{bill_id}-2", content=b"{broken", headers={**auth(SECRET_A), "Content-Type": "application/json"}
+            f"{API}/{bill_id}-bad", content=b"{broken", headers={**auth(SECRET_A), "Content-Type": "application/json"}
         )
         captured.append(r.text)
+        assert raw.put(f"{API}/{bill_id}-2", json=bill_body("4.00"), headers=auth(SECRET_A)).status_code == 200
         paid = raw.post(f"/_mock/bills/{bill_id}-2/pay", headers=auth(SECRET_A))
         captured.append(paid.text)
         created = raw.put(f"{API}/{bill_id}-3", json=bill_body("5.00", comment="leak check"), headers=auth(SECRET_A))
@@ -284,7 +285,12 @@ def test_secret_keys_never_appear_in_any_output(
         captured.append(f"{form.status_code} {form.headers} {form.text}")
         create_page = raw.get("/create", params={"publicKey": PUBLIC_A, "amount": "3.00", "comment": "c"})
         captured.append(f"{create_page.status_code} {create_page.headers} {create_page.text}")
-        wait_until(lambda: len(merchant.received) >= 2, timeout=30)
+        expected = {f"{bill_id}-2", f"{bill_id}-3"}  # paid by the control and by the payment form
+
+        def notified() -> set[str]:
+            return {b["bill"]["billId"] for b in merchant.bodies()} & expected
+
+        assert wait_until(lambda: notified() == expected, timeout=30), f"notified: {notified()}"
         captured.append(json.dumps(raw.get("/_mock/notifications", headers=auth(SECRET_A)).json()))
 
     # The client, its reprs and its errors.
