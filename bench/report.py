@@ -300,7 +300,7 @@ def render_markdown(results: dict[str, Any], runs: list[LoadResult], targets: li
     if scale.get("sizes"):
         lines += [
             "",
-            "## Scale (file-backed store, GET of random existing bills, 1 connection)",
+            "## Scale (file-backed store, GET of random existing bills, 1 connection, median of interleaved rounds)",
             "",
             "| bills | seed s | db MB | req/s | p50 ms | p99 ms | server peak RSS MB |",
             "|---:|---:|---:|---:|---:|---:|---:|",
