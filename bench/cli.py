@@ -274,11 +274,19 @@ def _load_section(run: Run, stack: contextlib.ExitStack) -> ServerProcess | None
             mock = None
         else:
             started.append(mock)
-        # Diagnostic, not a target: the same mock without --db shows what the file store's commits cost.
+        # Diagnostics, not targets: the same mock without --db (what the file store's commits cost), and with
+        # two worker processes on one file (what a second core buys; Prism and the floor stay one process).
         memory = _start(run, stack, servers.mock_server(run.raw, name="mock-mem"))
         if memory:
             _create_get_bill(memory.base_url)
             started.append(memory)
+        db2 = run.raw / "mock-load-w2.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db2}{suffix}").unlink(missing_ok=True)
+        two = _start(run, stack, servers.mock_server(run.raw, db=db2, name="mock-w2", workers=2))
+        if two:
+            _create_get_bill(two.base_url)
+            started.append(two)
     if not started:
         raise RuntimeError("no server could be started")
     for server in started:  # warm-up: imports, caches, JIT (Prism), connection set-up

@@ -320,7 +320,7 @@ def render_markdown(results: dict[str, Any], runs: list[LoadResult], targets: li
     return "\n".join(lines) + "\n"
 
 
-_COLOURS = {"mock": "#1f77b4", "mock-mem": "#9ecae1", "hello": "#7f7f7f", "prism": "#ff7f0e"}
+_COLOURS = {"mock": "#1f77b4", "mock-mem": "#9ecae1", "mock-w2": "#08519c", "hello": "#7f7f7f", "prism": "#ff7f0e"}
 
 
 def write_chart(path: Path, runs: list[LoadResult], title: str) -> None:
@@ -331,7 +331,7 @@ def write_chart(path: Path, runs: list[LoadResult], title: str) -> None:
     import matplotlib.pyplot as plt
 
     cells = sorted({(r.scenario, r.connections) for r in runs}, key=lambda c: (_SCENARIO_ORDER.get(c[0], 9), c[1]))
-    servers = [s for s in ("mock", "mock-mem", "hello", "prism") if any(r.server == s for r in runs)]
+    servers = [s for s in ("mock", "mock-mem", "mock-w2", "hello", "prism") if any(r.server == s for r in runs)]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7.5), sharex=True)
     labelled: set[str] = set()
     for position, (scenario, connections) in enumerate(cells):
@@ -363,7 +363,7 @@ def write_chart(path: Path, runs: list[LoadResult], title: str) -> None:
 
 
 _SCENARIO_ORDER = {"get": 0, "put": 1, "mixed": 2}
-_SERVER_ORDER = {"mock": 0, "mock-mem": 1, "hello": 2, "prism": 3}
+_SERVER_ORDER = {"mock": 0, "mock-mem": 1, "mock-w2": 2, "hello": 3, "prism": 4}
 
 
 def summarise_rounds(rounds: list[list[LoadResult]]) -> list[LoadResult]:

@@ -44,8 +44,8 @@ def hello_server(raw: Path) -> ServerProcess:
     )
 
 
-def mock_server(raw: Path, *, db: Path | None = None, name: str = "mock") -> ServerProcess:
-    """The mock with its defaults (validation, auth, persistence on), one worker, on a free port."""
+def mock_server(raw: Path, *, db: Path | None = None, name: str = "mock", workers: int = 1) -> ServerProcess:
+    """The mock with its defaults (validation, auth, persistence on), ``workers`` processes, on a free port."""
     argv = [
         sys.executable,
         "-m",
@@ -63,6 +63,8 @@ def mock_server(raw: Path, *, db: Path | None = None, name: str = "mock") -> Ser
     ]
     if db is not None:
         argv += ["--db", str(db)]
+    if workers != 1:
+        argv += ["--workers", str(workers)]
     return ServerProcess(name, argv, log_path=raw / f"{name}.log", health_path="/_mock/health", cwd=ROOT)
 
 
