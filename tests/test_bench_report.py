@@ -148,7 +148,7 @@ def test_markdown_has_every_section():
     text = report.render_markdown(_document(runs, targets), runs, targets)
     assert text.startswith("# Benchmark results (full run)")
     assert f"| GET throughput vs hello-world floor (c8) | >= 0.5{X} | 0.55{X} | **met** |" in text
-    assert "| get | 8 | mock | 6,000 | 1.00 | 2.00 | 5.00 | 0 | 30,000 | n/a |" in text
+    assert "| get | 8 | mock | 6,000 | 1.00 | 2.00 | 5.00 | n/a | 0 | 30,000 | n/a |" in text
     assert "| mixed | 32 | mock | 900 |" in text
     assert f"| sync | 400 | 0.500 | 0.520 | 1.040{X} |" in text
     assert f"Cost ratio: 1.67{X}" in text
@@ -246,3 +246,21 @@ def test_scale_note_gives_the_growth_past_the_cache():
     targets = {t.name: t for t in report.evaluate_targets(results, [])}
     note = targets["GET p50 latency growth with store size"].note
     assert note.startswith("1,000 → 1,000,000 bills; 100,000 → 1,000,000: 1.02")
+
+
+def test_rerender_rebuilds_table_and_chart_from_json(tmp_path: Path):
+    rounds = [
+        [_run("get", "mock", 100.0, p99=3.0)],
+        [_run("get", "mock", 200.0, p99=50.0)],
+        [_run("get", "mock", 150.0)],
+    ]
+    runs = report.summarise_rounds(rounds)
+    targets = report.evaluate_targets({"skipped": []}, runs, rounds)
+    document = _document(runs, targets)
+    document["runs"] = [r.to_dict() for r in runs]
+    document["rounds"] = [[r.to_dict() for r in batch] for batch in rounds]
+    report.write_json(tmp_path / "latest.json", document)
+    report.rerender(tmp_path)
+    text = (tmp_path / "latest.md").read_text()
+    assert "| get | 8 | mock | 150 | 1.00 | 2.00 | 5.00 | 5.00 | 0 | 750 | n/a |" in text
+    assert (tmp_path / "latest.png").read_bytes()[:4] == b"\x89PNG"
