@@ -30,7 +30,7 @@ lint: $(STAMP)  ## spec validation + ruff + mypy --strict (hand-written and gene
 	$(BIN)/python scripts/lint_spec.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy qiwi_bill qiwi_bill_mock contract_tests scripts examples
+	$(BIN)/mypy qiwi_bill qiwi_bill_mock contract_tests bench scripts examples
 	$(BIN)/mypy --strict --config-file= generated_client/qiwi_bill_client
 
 test: $(STAMP)  ## unit, property, contract (dev profile), browser and quick reliability tests
