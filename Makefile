@@ -40,7 +40,7 @@ contract: $(STAMP)  ## the main job: the contract suite against the embedded moc
 	$(BIN)/python -m contract_tests
 
 mock: $(STAMP)  ## run the mock on 127.0.0.1:8080 (pass ARGS="--port 0 ..." for more)
-	$(BIN)/qiwi-bill-mock $(ARGS)
+	@$(BIN)/qiwi-bill-mock $(ARGS)
 
 bench: $(STAMP)  ## full benchmark: bench/results/latest.{json,md,png}
 	$(BIN)/python -m bench $(ARGS)

@@ -2,7 +2,7 @@
 
 The suite does not trust a green run on its own: :class:`ConformanceReport` records how many
 operations answered, how many cases were sent, which OpenAPI links the stateful phase followed, and
-every check's pass/fail count, so a test can fail a run that tested nothing (toolchain.md §3.6: with
+every check's pass/fail count, so a test can fail a run that tested nothing (docs/sources.md, Toolchain pitfalls: with
 the wrong stateful roots a run is green while calling one operation).
 """
 
@@ -104,6 +104,7 @@ class ConformanceReport:
     errors: list[str] = field(default_factory=list)
     stop_reason: str = ""
     seconds: float = 0.0
+    mode: str = ""  # how the target was run (full / safe / destructive), for the summary
 
     @property
     def links_missed(self) -> set[str]:
@@ -154,7 +155,8 @@ class ConformanceReport:
         return ", ".join(f"{status}x{n}" for status, n in counts) or "none"
 
     def summary_lines(self) -> list[str]:
-        lines = [
+        lines = [f"{self.target}: {self.mode}"] if self.mode else []
+        lines += [
             f"{self.target}: {len(self.operations_tested)}/{self.operations_total} operations, "
             f"{self.cases} cases, phases {','.join(self.phases)}, {self.seconds:.1f}s",
         ]

@@ -64,7 +64,7 @@ def summary_lines(stats: dict[str, list[Any]]) -> list[str]:
             lines.extend("  " + line for line in report.summary_lines())
     if RECORDER.caught:
         caught = sum(1 for checks in RECORDER.caught.values() if checks)
-        lines.append(f"breakage self-test: {caught}/{len(RECORDER.caught)} broken behaviours caught")
+        lines.append(f"breakage self-test (local mocks): {caught}/{len(RECORDER.caught)} broken behaviours caught")
         lines.extend(
             f"  {name}: {', '.join(sorted(checks)) if checks else 'NOT CAUGHT'}"
             for name, checks in sorted(RECORDER.caught.items())

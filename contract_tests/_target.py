@@ -138,6 +138,17 @@ class Target:
     id_prefix: str = field(default_factory=lambda: f"ct-{secrets.token_hex(4)}-")
 
     @property
+    def mode(self) -> str:
+        """How the suite runs against this target, in words (printed in the summary)."""
+        if self.app is not None or self.name.startswith("mock"):
+            return "the embedded mock, full run"
+        if self.mock_controls:
+            return f"{self.base_url}, full run (it answers /_mock/health; QIWI_CONTRACT_MOCK_CONTROLS overrides)"
+        if self.destructive:
+            return f"{self.base_url}, destructive run (QIWI_CONTRACT_DESTRUCTIVE=1), no /_mock/ controls"
+        return f"{self.base_url}, safe run: positive data, no refunds, 1.00 RUB bills under {self.id_prefix}"
+
+    @property
     def safe(self) -> bool:
         """A non-mock target without the destructive opt-in: read-only calls and 1.00 RUB bills only."""
         return not self.destructive

@@ -36,8 +36,8 @@ from contract_tests.checks import AnyCase
 __all__ = ["ACCEPTED_CURRENCIES", "HookSettings", "configure", "current_settings"]
 
 # The schema only says `^[A-Z]{3}$` (QIWI Kassa never published a currency list); QIWI P2P accepted
-# RUB and KZT (p2p-payments-docs, 2021) and the mock accepts exactly these by default (DESIGN.md,
-# "Decisions"). A positive case with another well-formed code would be a false positive_data_acceptance
+# RUB and KZT (p2p-payments-docs, 2021) and the mock accepts exactly these by default (docs/sources.md,
+# Decisions). A positive case with another well-formed code would be a false positive_data_acceptance
 # failure, so positive bodies get one of these.
 ACCEPTED_CURRENCIES = ("RUB", "KZT")
 

@@ -28,6 +28,7 @@ def test_server_honours_the_contract(target: Target, budget: Budget, recorder: R
         generation_mode="all" if target.destructive else "positive",
         max_steps=budget.engine_steps,
     )
+    report.mode = target.mode
     recorder.add(report)
     # Statuses that prove the workflows ran end to end: bills were created, read and rejected, and
     # (on the mock, which can pay) refunds were made and read back.

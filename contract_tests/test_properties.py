@@ -285,8 +285,8 @@ def test_bills_expire_when_their_time_passes(target: Target) -> None:
         controls.reset()  # the clock is the whole mock's: put it back for the tests that follow
 
 
-# What the official SDKs send (reference/qiwi-sdks.md; spec: rejectBill description, DESIGN.md "Response
-# shape"): a charset in the Content-Type, a literal `null` body (Node SDK) or an empty one (.NET SDK).
+# What the official SDKs send (docs/sources.md, Official SDKs; spec: rejectBill description): a charset in the
+# Content-Type, a literal `null` body (Node SDK) or an empty one (.NET SDK).
 SDK_REQUESTS: dict[str, tuple[str, str, dict[str, str], bytes | None]] = {
     "create with charset": ("PUT", "", {"Content-Type": "application/json;charset=UTF-8"}, None),
     "reject with null body": ("POST", "/reject", {"Content-Type": "application/json"}, b"null"),

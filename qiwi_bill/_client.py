@@ -28,7 +28,7 @@ DEFAULT_API_BASE_URL = "https://api.qiwi.com"
 DEFAULT_TIMEOUT = 10.0
 
 # Every PUT of this API is keyed by the caller's id (`PUT bills/{billId}`, `PUT .../refunds/{refundId}`): repeating
-# it returns the stored object instead of creating a second one (API doc; DESIGN.md decision table), so PUT and GET
+# it returns the stored object instead of creating a second one (API doc; docs/sources.md, Decisions), so PUT and GET
 # are safe to repeat. `POST .../reject` is not retried: the API does not promise its idempotency.
 _RETRY_METHODS = frozenset({"GET", "HEAD", "PUT"})
 # QIWI's legacy error list marks internal.error / internal.invoicing.* (5xx) as worth retrying.

@@ -23,7 +23,7 @@ __all__ = [
 #: read in this zone.
 MOSCOW_TZ = timezone(timedelta(hours=3), "MSK")
 
-# Every spelling seen in QIWI's docs, SDKs and captures (reference/qiwi-api-semantics.md §8):
+# Every spelling seen in QIWI's docs, SDKs and captures (docs/sources.md):
 # `2021-01-18T15:25:18+03` (notifications), `...18.672+03:00` (responses), `...18Z`, `...18+0300`, and no offset
 # at all (doc samples). Seconds are required: no QIWI source ever omitted them.
 _DATETIME = re.compile(

@@ -8,7 +8,7 @@ Shape (p2p-payments-docs 2021 samples; the Node SDK's live tests assert `service
 
 plus an optional `cause` (field → messages) on `validation.error`, the successor API's shape.
 Codes without a documented v1 text follow the pre-v1 `error.code.*` family without its prefix
-(qiwi-api-semantics.md §5.2), e.g. `http.url.not.found`, `http.method.not.supported`.
+(docs/sources.md), e.g. `http.url.not.found`, `http.method.not.supported`.
 """
 
 from __future__ import annotations

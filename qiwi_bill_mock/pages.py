@@ -347,7 +347,7 @@ def parse_create_params(items: Sequence[tuple[str, str]]) -> CreateParams:
         if legacy in params:
             raise _bad(f"{legacy!r} is the 2017 form's name; the v1 form takes {current!r}.")
     if "customFields" in params:
-        # The Node SDK serialises an object as customFields=[object Object] (reference/qiwi-sdks.md §3).
+        # The Node SDK serialises an object as customFields=[object Object] (docs/sources.md, Official SDKs).
         raise _bad("customFields must be sent one field at a time: customFields[themeCode]=..., not customFields=...")
     public_key = params.get("publicKey", "").strip()
     if not public_key:

@@ -85,7 +85,7 @@ class Merchant:
 def site_id_from_secret_key(secret_key: str) -> str | None:
     """The site id inside a real-format QIWI secret key, if it decodes to one.
 
-    Real keys are base64 of JSON (qiwi-api-semantics.md §8): P2P keys carry
+    Real keys are base64 of JSON (docs/sources.md): P2P keys carry
     `data.payin_merchant_site_uid`, Kassa keys `data.merchant_id`.
     """
     try:

@@ -3,9 +3,9 @@
 The document is located next to the package in a source checkout (`<repo>/openapi/`), or inside
 the package (`qiwi_bill_mock/openapi/`) when that copy is shipped. One jsonschema-rs validator is
 compiled per request body and path parameter at start-up; validating a body costs microseconds,
-where openapi-core per request costs 4-8 ms (toolchain.md §4).
+where openapi-core per request costs 4-8 ms (docs/sources.md, Toolchain pitfalls).
 
-Failures map to QIWI's codes (qiwi-api-semantics.md §2.2): unreadable JSON or wrong JSON types →
+Failures map to QIWI's codes (docs/sources.md): unreadable JSON or wrong JSON types →
 `http.message.conversion.failed` (the P2P docs' create-error sample); invalid values →
 `validation.error` with `cause` `{field: [message]}`.
 """

@@ -1,6 +1,6 @@
 """Wire shapes of the mock: bills, refunds and notifications as QIWI sent them (no HTTP imports).
 
-Shapes follow real captures (qiwi-api-semantics.md §8): amounts as 2-decimal strings, timestamps
+Shapes follow real captures (docs/sources.md): amounts as 2-decimal strings, timestamps
 in Moscow time with milliseconds and `+03:00`, empty `customer` / `customFields` and an absent
 `comment` left out, and this key order: siteId, billId, amount{currency,value},
 status{value,changedDateTime}, customer, customFields, comment, creationDateTime,
@@ -119,7 +119,7 @@ def format_amount(value: Decimal) -> str:
 
 
 def pay_url(public_url: str, invoice_uid: str) -> str:
-    """The real shape: `https://oplata.qiwi.com/form/?invoice_uid=<uuid>` (qiwi-api-semantics.md §7)."""
+    """The real shape: `https://oplata.qiwi.com/form/?invoice_uid=<uuid>` (docs/sources.md)."""
     return f"{public_url.rstrip('/')}/form/?invoice_uid={invoice_uid}"
 
 

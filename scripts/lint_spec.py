@@ -1,7 +1,7 @@
 """Lint ``openapi/qiwi-bill-payments.yaml``: structural validity, examples and links.
 
 openapi-spec-validator checks the document against the OpenAPI 3.1 meta-schema, but it neither
-validates ``examples`` against their schemas nor resolves ``links`` (toolchain.md §3.6: a typo in a
+validates ``examples`` against their schemas nor resolves ``links`` (docs/sources.md, Toolchain pitfalls: a typo in a
 link's operationId passes every linter and silently disables schemathesis' stateful phase). Both
 are checked here. ``make lint`` runs this file; ``tests/test_spec.py`` runs the same functions.
 """

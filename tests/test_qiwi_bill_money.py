@@ -34,7 +34,7 @@ def test_format_amount_spells_two_decimals(value, expected):
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        # The official SDKs' vectors (reference/qiwi-sdks.md §5): all agree with half-down.
+        # The official SDKs' vectors (docs/sources.md, Official SDKs): all agree with half-down.
         ("200.345", "200.34"),
         ("100.019", "100.02"),
         ("499.90", "499.90"),

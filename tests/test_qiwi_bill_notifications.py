@@ -31,7 +31,7 @@ GOLDEN = "07e0ebb10916d97760c196034105d010607a6c6b7d72bfa1c3451448ac484a3b"
 
 
 def p2p_sample(**bill_overrides: object) -> dict[str, object]:
-    """The P2P docs' notification sample (reference/qiwi-api-semantics.md §6), on the golden-vector bill."""
+    """The P2P docs' notification sample (docs/sources.md), on the golden-vector bill."""
     bill: dict[str, object] = {
         "siteId": "test",
         "billId": "test_bill",

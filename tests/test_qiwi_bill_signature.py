@@ -21,7 +21,7 @@ from qiwi_bill_client.models import BillNotification
 
 SECRET = "test-merchant-secret-for-signature-check"
 GOLDEN = "07e0ebb10916d97760c196034105d010607a6c6b7d72bfa1c3451448ac484a3b"
-# The same bill signed without two-decimal formatting (`RUB|1|...`): reference/qiwi-sdks.md §5.
+# The same bill signed without two-decimal formatting (`RUB|1|...`): docs/sources.md, Official SDKs.
 UNNORMALISED = "1536ed36e8e5fb82dc5ee3ca360afc307ddb151c65fe6a63becf201e5cc97b12"
 
 
