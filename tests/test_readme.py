@@ -1,8 +1,9 @@
-"""The README's Python examples run, as written, against the mock started the way the README says.
+"""The documentation's Python examples run, as written, against the mock started the way the README says.
 
-Each ```python block is executed in a fresh interpreter. The only substitution is the mock's address:
-the README says `127.0.0.1:8080`; the test starts `qiwi-bill-mock` with the README's own arguments on
-a free port and points the examples there.
+Every ```python block of the README and of docs/helpers.md is executed in a fresh interpreter, with
+warnings as errors. The only substitution is the mock's address: the documents say `127.0.0.1:8080`;
+the test starts `qiwi-bill-mock` once, with the README's own `make mock ARGS=...` arguments, on a free
+port, and points the examples there.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ from qiwi_bill_mock.testing import MockProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-README_ADDRESS = "http://127.0.0.1:8080"
+DOCUMENTS = ("README.md", "docs/helpers.md")
+BLOCKS = [
+    (f"{name} block {index}", code)
+    for name in DOCUMENTS
+    for index, code in enumerate(re.findall(r"```python\n(.*?)```", (ROOT / name).read_text(encoding="utf-8"), re.S))
+]
+DOC_ADDRESS = "http://127.0.0.1:8080"
 
 
 def _readme_mock_args() -> list[str]:
@@ -37,17 +43,24 @@ def mock_url() -> Iterator[str]:
         yield mock.url
 
 
-def test_readme_has_examples() -> None:
-    assert BLOCKS
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_document_has_examples(name: str) -> None:
+    assert any(where.startswith(f"{name} ") for where, _ in BLOCKS)
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_python_block_runs(index: int, mock_url: str, tmp_path: Path) -> None:
-    code = BLOCKS[index].replace(README_ADDRESS, mock_url)
-    script = tmp_path / f"readme_block_{index}.py"
+@pytest.mark.parametrize(("where", "code"), BLOCKS, ids=[where for where, _ in BLOCKS])
+def test_python_block_runs(where: str, code: str, mock_url: str, tmp_path: Path) -> None:
+    code = code.replace(DOC_ADDRESS, mock_url)
+    script = tmp_path / "block.py"
     script.write_text(code, encoding="utf-8")
     env = {**os.environ, "QIWI_MOCK_URL": mock_url}
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-W", "error", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    assert result.returncode == 0, f"README block {index} failed:\n{code}\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"{where} failed:\n{code}\n{result.stdout}\n{result.stderr}"
