@@ -1,8 +1,9 @@
 """The floor of the stack: a hello-world Starlette app that answers every bill path with one fixed bill.
 
-No auth, no validation, no state: what Starlette on uvicorn (uvloop + httptools, one worker, no
-access log) costs by itself. Run it with ``python -m bench.hello --port 0``; like the mock, it
-prints ``... listening on http://HOST:PORT`` as its first line.
+No auth, no validation, no state: what Starlette on the mock's server stack costs by itself (uvicorn with
+uvloop, the mock's httptools protocol and server options, one worker, no access log). Run it with
+``python -m bench.hello --port 0``; like the mock, it prints ``... listening on http://HOST:PORT`` as its first
+line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from qiwi_bill_mock.__main__ import server_options
 
 __all__ = ["BILL_JSON", "app", "main"]
 
@@ -54,7 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     host, port = sock.getsockname()[:2]
     sys.stdout.write(f"bench-hello listening on http://{host}:{port}\n")
     sys.stdout.flush()
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, loop="uvloop", access_log=False, log_level="warning", lifespan="off", **server_options()
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

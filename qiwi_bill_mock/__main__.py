@@ -9,7 +9,6 @@ of the process list. SIGINT / SIGTERM shut down cleanly; committed data is never
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
 import os
@@ -17,11 +16,11 @@ import signal
 import socket
 import sqlite3
 import sys
-import time
 import tomllib
 from collections.abc import Sequence
 from typing import Any
 
+from qiwi_bill_mock.accesslog import LOG_FORMAT, BatchedLineHandler, access_logger
 from qiwi_bill_mock.settings import (
     BROKEN_BEHAVIOURS,
     Fault,
@@ -32,7 +31,7 @@ from qiwi_bill_mock.settings import (
     site_id_from_secret_key,
 )
 
-__all__ = ["build_settings", "main", "parse_args", "worker_app"]
+__all__ = ["build_settings", "main", "parse_args", "server_options", "worker_app"]
 
 _SETTINGS_ENV = "QIWI_MOCK__SETTINGS_JSON"  # internal: hands the settings to worker processes
 
@@ -140,6 +139,8 @@ def build_settings(args: argparse.Namespace, *, public_url: str) -> tuple[Settin
     )
     if args.db:
         data["db_path"] = args.db
+        # One process owns the file: its reads need not look for other writers (one SQLite query less per GET).
+        data["db_owner"] = args.workers == 1
     if args.time_scale != 1:
         data["time_scale"] = args.time_scale
     if args.broken:
@@ -189,73 +190,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-class _AccessLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The CLI's access log: the same one line per request, formatted cheaply and written per event-loop pass.
-
-    Through the root handler, the line cost about 25 us of server CPU per request, a quarter of a GET (LogRecord
-    fields, the Formatter, one write and one flush per line; measured with `python -m bench.profile get` and the
-    server's CPU time per request in `make bench`). Here the timestamp is formatted once per second, and the lines
-    of one pass of the event loop go out in one write at the end of that pass: several lines per write under
-    load, at once when idle. The text of each line is exactly what `_LOG_FORMAT` gives.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self.setFormatter(logging.Formatter(_LOG_FORMAT))
-        self._lines: list[str] = []
-        self._second = -1
-        self._stamp = ""
-        self._scheduled = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            if record.exc_info or record.stack_info:
-                self._lines.append(self.format(record) + "\n")
-            else:
-                second = int(record.created)
-                if second != self._second:
-                    self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-                msecs = int(record.msecs)
-                self._lines.append(
-                    f"{self._stamp},{msecs:03d} {record.levelname} {record.name}: {record.getMessage()}\n"
-                )
-            if self._scheduled:
-                return
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # not on the event loop: write now
-                self.flush()
-                return
-            self._scheduled = True
-            loop.call_soon(self.flush)
-        except Exception:
-            self.handleError(record)
-
-    def flush(self) -> None:
-        self.acquire()
-        try:
-            self._scheduled = False
-            if self._lines:
-                self.stream.write("".join(self._lines))
-                self._lines.clear()
-                self.stream.flush()
-        finally:
-            self.release()
-
-
 def _configure_logging(level: str) -> None:
     """The CLI's logging: one format on stderr; the access log through its cheap batching handler."""
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=_LOG_FORMAT)
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=LOG_FORMAT)
     # The format uses none of these: skip looking them up for every record (logging docs, "Optimization").
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    access = logging.getLogger("qiwi_bill_mock.access")
-    access.addHandler(_AccessLogHandler(sys.stderr))
-    access.propagate = False
+    access_logger.addHandler(BatchedLineHandler(sys.stderr))
+    access_logger.propagate = False
 
 
 class _DropFilter(logging.Filter):
@@ -283,6 +226,15 @@ def _http_protocol() -> Any:
     except ImportError:  # uvicorn without the [standard] extra: h11 bounds the head itself (16 KiB)
         return "h11"
     return LimitedHttpToolsProtocol
+
+
+def server_options() -> dict[str, Any]:
+    """The server stack's uvicorn options (the benchmark's hello-world floor runs on exactly these).
+
+    No proxy-headers middleware: nothing in the mock reads the client address or the scheme, and it is a
+    layer of per-request work.
+    """
+    return {"http": _http_protocol(), "proxy_headers": False}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -337,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _say(f"  public key (payment form): {demo.public_key}")
 
     common: dict[str, Any] = {"access_log": False, "log_config": None, "lifespan": "on", "timeout_graceful_shutdown": 5}
-    common["http"] = _http_protocol()
+    common.update(server_options())
     if args.workers > 1:
         os.environ[_SETTINGS_ENV] = settings.to_json()
         config = uvicorn.Config("qiwi_bill_mock.__main__:worker_app", factory=True, workers=args.workers, **common)

@@ -33,9 +33,10 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qiwi_bill_mock import errors
+from qiwi_bill_mock.accesslog import log_access
 from qiwi_bill_mock.context import TRACE_SCOPE_KEY, MockContext
 from qiwi_bill_mock.errors import ErrorKind, error_response
 from qiwi_bill_mock.settings import Merchant, Settings
@@ -61,7 +62,6 @@ from qiwi_bill_mock.wire import dumps, format_timestamp, refund_to_wire, to_micr
 
 __all__ = ["create_app"]
 
-access_logger = logging.getLogger("qiwi_bill_mock.access")
 logger = logging.getLogger("qiwi_bill_mock")
 
 Endpoint = Callable[[Request, dict[str, Any]], Awaitable["Response | _Json"]]
@@ -77,14 +77,27 @@ class _ConnectionDropped(Exception):
     """Fault injection: abort the connection without an answer."""
 
 
+def _segments(scope: Scope) -> list[bytes]:
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    # Keep empty segments: `/bills/` is an empty billId (400), not an unknown URL.
+    return raw.split(b"?", 1)[0].removeprefix(b"/").split(b"/")
+
+
 class _RawRoute(BaseRoute):
     """One path, every method: matches on the raw (still percent-encoded) path, dispatches inside.
 
     One route per path keeps the `Allow` header of a 405 complete (schemathesis ST205).
     """
 
-    def __init__(self, pattern: str, methods: Mapping[str, Endpoint], *, operations: Mapping[str, str]) -> None:
-        self.parts = tuple(pattern.strip("/").split("/"))
+    def __init__(
+        self, ctx: MockContext, pattern: str, methods: Mapping[str, Endpoint], *, operations: Mapping[str, str]
+    ) -> None:
+        self.ctx = ctx
+        # (parameter name, None) or (None, literal bytes) per path segment.
+        self.template = tuple(
+            (part[1:-1], None) if part.startswith("{") else (None, part.encode())
+            for part in pattern.strip("/").split("/")
+        )
         self.methods = dict(methods)
         if "GET" in self.methods:
             self.methods["HEAD"] = self.methods["GET"]
@@ -92,20 +105,22 @@ class _RawRoute(BaseRoute):
         self.operations = dict(operations)
 
     def _params(self, scope: Scope) -> dict[str, Any] | None:
-        raw = scope.get("raw_path") or scope["path"].encode("utf-8")
-        # Keep empty segments: `/bills/` is an empty billId (400), not an unknown URL.
-        segments = raw.split(b"?", 1)[0].removeprefix(b"/").split(b"/")
-        if len(segments) != len(self.parts):
+        return self.match(_segments(scope))
+
+    def match(self, segments: list[bytes]) -> dict[str, Any] | None:
+        """The path parameters when the raw path's `segments` fit this route, else `None`."""
+        if len(segments) != len(self.template):
             return None
         params: dict[str, Any] = {}
-        for part, segment in zip(self.parts, segments, strict=True):
-            if part.startswith("{"):
-                try:
-                    params[part[1:-1]] = unquote_to_bytes(segment).decode("utf-8")
-                except UnicodeDecodeError:
-                    params[part[1:-1]] = _BadParam()
-            elif part.encode() != segment:
-                return None
+        for (name, literal), segment in zip(self.template, segments, strict=True):
+            if name is None:
+                if literal != segment:
+                    return None
+                continue
+            try:
+                params[name] = (unquote_to_bytes(segment) if b"%" in segment else segment).decode("utf-8")
+            except UnicodeDecodeError:
+                params[name] = _BadParam()
         return params
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
@@ -119,25 +134,28 @@ class _RawRoute(BaseRoute):
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         raise NoMatchFound(name, path_params)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> Answer | None:
+        """This route's answer to the request (`None`: the client went away, or a fault dropped the connection)."""
         endpoint = self.methods.get(scope["method"])
         request = Request(scope, receive)
-        ctx: MockContext = scope["app"].state.ctx
-        response: Answer
+        ctx = self.ctx
         if endpoint is None:
-            response = _error(ctx, request, errors.METHOD_NOT_SUPPORTED, headers={"Allow": self.allow})
-        else:
+            return _error(ctx, request, errors.METHOD_NOT_SUPPORTED, headers={"Allow": self.allow})
+        if ctx.settings.faults:
             operation = self.operations.get(scope["method"])
-            if operation is not None and ctx.settings.faults:
+            if operation is not None:
                 fault = await _inject_fault(ctx, request, operation, send)
                 if fault is not None:
-                    await fault(scope, receive, send)
-                    return
-            try:
-                response = await endpoint(request, scope["path_params"])
-            except ClientDisconnect:
-                return
-        await response(scope, receive, send)
+                    return fault
+        try:
+            return await endpoint(request, scope["path_params"])
+        except ClientDisconnect:
+            return None
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.answer(scope, receive, send)
+        if response is not None:
+            await response(scope, receive, send)
 
 
 class _CatchAll(BaseRoute):
@@ -193,7 +211,10 @@ class _Json:
         self.status_code = status_code
 
     async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body))]
+        await self.send(send)
+
+    async def send(self, send: Send, *extra: tuple[bytes, bytes]) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body)), *extra]
         await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
@@ -206,15 +227,24 @@ def _json(body: Any, status_code: int = 200) -> _Json:
 
 
 async def _read_body(request: Request) -> bytes:
-    """The body, refused as unreadable beyond `MAX_BODY_BYTES` (never buffered without limit)."""
+    """The body, refused as unreadable beyond `MAX_BODY_BYTES` (never buffered without limit).
+
+    Reads the ASGI messages directly: `Request.stream()` is an async generator, a few microseconds per body.
+    """
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise RequestInvalid(conversion=True)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _invalid(ctx: MockContext, request: Request, exc: RequestInvalid) -> Response:
@@ -289,7 +319,7 @@ class _Api:
             return _invalid(ctx, request, exc)
         # act
         try:
-            bill, _created = self.store.create_bill(merchant.site_id, bill_id, draft)
+            bill, _created = await ctx.write(lambda: self.store.create_bill(merchant.site_id, bill_id, draft))
         except DraftInvalid as exc:
             return _error(ctx, request, errors.VALIDATION, cause=exc.cause)
         except BillConflict:
@@ -340,7 +370,7 @@ class _Api:
         except RequestInvalid as exc:
             return _invalid(ctx, request, exc)
         try:
-            bill = self.store.reject_bill(merchant.site_id, bill_id)
+            bill = await ctx.write(lambda: self.store.reject_bill(merchant.site_id, bill_id))
         except BillNotFound:
             return _error(ctx, request, errors.INVOICE_NOT_FOUND)
         except WrongBillStatus as exc:
@@ -367,8 +397,8 @@ class _Api:
         if "refund_500" in self.broken:
             return _error(ctx, request, errors.INTERNAL)
         try:
-            refund, _created = self.store.create_refund(
-                merchant.site_id, bill_id, refund_id, amount=amount, currency=currency
+            refund, _created = await ctx.write(
+                lambda: self.store.create_refund(merchant.site_id, bill_id, refund_id, amount=amount, currency=currency)
             )
         except BillNotFound:
             return _error(ctx, request, errors.INVOICE_NOT_FOUND)
@@ -484,69 +514,101 @@ class _Api:
 # -- trace + access log -----------------------------------------------------------------------
 
 
-class _TraceMiddleware:
-    """Gives every request a traceId (`X-Trace-Id` header, error bodies, one log line)."""
+_FAST_PREFIXES = (b"/partner/", b"/_mock/")
 
-    def __init__(
-        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], ctx: MockContext, routes: list[_RawRoute]
-    ) -> None:
+
+async def _traced(
+    ctx: MockContext, scope: Scope, receive: Receive, send: Send, route: _RawRoute | None, app: ASGIApp | None
+) -> None:
+    """Serve one request with its traceId (`X-Trace-Id` header, error bodies, one access-log line).
+
+    `route`: an API or control route, answered directly; otherwise `app` (Starlette's stack) answers.
+    """
+    trace_id = ctx.new_trace_id()
+    scope[TRACE_SCOPE_KEY] = trace_id
+    started = time.perf_counter()
+    status = 0
+    header = (b"x-trace-id", trace_id.encode("latin-1", "replace"))
+
+    async def send_with_trace(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            message = {**message, "headers": [*message.get("headers", ()), header]}
+        await send(message)
+
+    try:
+        if route is not None:
+            response = await route.answer(scope, receive, send)
+            if response is not None:
+                status = response.status_code
+                if isinstance(response, _Json):
+                    await response.send(send, header)
+                else:
+                    response.raw_headers.append(header)
+                    await response(scope, receive, send)
+        else:
+            assert app is not None
+            await app(scope, receive, send_with_trace)
+    except _ConnectionDropped:
+        status = 0
+        raise
+    except Exception:
+        if status:
+            raise
+        logger.exception("unhandled error (traceId %s)", trace_id)
+        request = Request(scope, receive)
+        await _error(ctx, request, errors.INTERNAL)(scope, receive, send_with_trace)
+    finally:
+        raw = scope.get("raw_path") or scope["path"].encode()
+        log_access(
+            trace_id,
+            scope["method"],
+            raw.split(b"?", 1)[0].decode("latin-1"),
+            status or "dropped",
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+class _TraceMiddleware:
+    """Starlette's side of `_traced`: the payment pages and unknown URLs."""
+
+    def __init__(self, app: ASGIApp, ctx: MockContext) -> None:
         self.app = app
         self.ctx = ctx
-        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace_id = self.ctx.new_trace_id()
-        scope[TRACE_SCOPE_KEY] = trace_id
-        started = time.perf_counter()
-        status = 0
-        header = (b"x-trace-id", trace_id.encode("latin-1", "replace"))
+        await _traced(self.ctx, scope, receive, send, None, self.app)
 
-        async def send_with_trace(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), header]}
-            await send(message)
 
-        try:
-            # Fast path: the API and the controls are dispatched here, without Starlette's router and
-            # exception middleware (the pages and unknown URLs take the normal way).
-            raw = scope.get("raw_path") or b""
-            if raw.startswith((b"/partner/", b"/_mock/")):
-                for route in self.routes:
-                    params = route._params(scope)
+class _MockApp(Starlette):
+    """Starlette, with the API and the `/_mock/` controls answered before its middleware stack.
+
+    The hot path: a GET or PUT skips Starlette's router, its error middleware and its send wrappers (each a
+    coroutine call per message); the pages and unknown URLs take the normal way. Both ways run `_traced`.
+    """
+
+    def __init__(self, ctx: MockContext, api_routes: list[_RawRoute], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ctx = ctx
+        self._api_routes = api_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path")
+            if raw is not None and raw.startswith(_FAST_PREFIXES):
+                segments = _segments(scope)
+                for route in self._api_routes:
+                    params = route.match(segments)
                     if params is not None:
+                        scope["app"] = self
                         scope["path_params"] = params
-                        await route.handle(scope, receive, send_with_trace)
+                        await _traced(self._ctx, scope, receive, send, route, None)
                         return
-            await self.app(scope, receive, send_with_trace)
-        except _ConnectionDropped:
-            status = 0
-            raise
-        except Exception:
-            if status:
-                raise
-            logger.exception("unhandled error (traceId %s)", trace_id)
-            request = Request(scope, receive)
-            await _error(self.ctx, request, errors.INTERNAL)(scope, receive, send_with_trace)
-        finally:
-            if access_logger.isEnabledFor(logging.INFO):
-                raw = scope.get("raw_path") or scope["path"].encode()
-                args = (
-                    trace_id,
-                    scope["method"],
-                    raw.split(b"?", 1)[0].decode("latin-1"),
-                    status or "dropped",
-                    (time.perf_counter() - started) * 1000,
-                )
-                # makeRecord + handle skips findCaller's stack walk: the request's only log line stays cheap.
-                record = access_logger.makeRecord(
-                    access_logger.name, logging.INFO, __file__, 0, "%s %s %s %s %.2fms", args, None
-                )
-                access_logger.handle(record)
+        await super().__call__(scope, receive, send)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -560,24 +622,26 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 def _routes(api: _Api) -> list[_RawRoute]:
     bill = f"{_API}/{{billId}}"
-    routes = [
-        _RawRoute(
-            bill, {"PUT": api.create_bill, "GET": api.get_bill}, operations={"PUT": "createBill", "GET": "getBill"}
-        ),
-        _RawRoute(f"{bill}/reject", {"POST": api.reject_bill}, operations={"POST": "rejectBill"}),
-        _RawRoute(
+
+    def route(pattern: str, methods: Mapping[str, Endpoint], **operations: str) -> _RawRoute:
+        return _RawRoute(api.ctx, pattern, methods, operations=operations)
+
+    return [
+        route(bill, {"PUT": api.create_bill, "GET": api.get_bill}, PUT="createBill", GET="getBill"),
+        route(f"{bill}/reject", {"POST": api.reject_bill}, POST="rejectBill"),
+        route(
             f"{bill}/refunds/{{refundId}}",
             {"PUT": api.create_refund, "GET": api.get_refund},
-            operations={"PUT": "createRefund", "GET": "getRefund"},
+            PUT="createRefund",
+            GET="getRefund",
         ),
-        _RawRoute("/_mock/health", {"GET": api.health}, operations={}),
-        _RawRoute("/_mock/bills/{billId}/pay", {"POST": api.pay}, operations={}),
-        _RawRoute("/_mock/bills/{billId}/expire", {"POST": api.expire}, operations={}),
-        _RawRoute("/_mock/clock/advance", {"POST": api.advance_clock}, operations={}),
-        _RawRoute("/_mock/notifications", {"GET": api.notifications}, operations={}),
-        _RawRoute("/_mock/reset", {"POST": api.reset}, operations={}),
+        route("/_mock/health", {"GET": api.health}),
+        route("/_mock/bills/{billId}/pay", {"POST": api.pay}),
+        route("/_mock/bills/{billId}/expire", {"POST": api.expire}),
+        route("/_mock/clock/advance", {"POST": api.advance_clock}),
+        route("/_mock/notifications", {"GET": api.notifications}),
+        route("/_mock/reset", {"POST": api.reset}),
     ]
-    return routes
 
 
 def _page_routes(ctx: MockContext) -> list[BaseRoute]:
@@ -638,9 +702,11 @@ def create_app(
 
     api_routes = _routes(api)
     routes = [*api_routes, *_page_routes(ctx), _CatchAll()]
-    app = Starlette(
+    app = _MockApp(
+        ctx,
+        api_routes,
         routes=routes,
-        middleware=[Middleware(_TraceMiddleware, ctx=ctx, routes=api_routes)],
+        middleware=[Middleware(_TraceMiddleware, ctx=ctx)],
         exception_handlers={HTTPException: _http_exception, Exception: _http_exception},
         lifespan=lifespan,
     )

@@ -190,6 +190,9 @@ class Settings:
         merchants: The merchants; with none, one `demo_merchant()` with random keys is created.
         public_url: Base URL of the mock as customers reach it; `payUrl` is `{public_url}/form/?invoice_uid=...`.
         db_path: SQLite file; `None` keeps everything in memory (lost on exit, one process only).
+        db_owner: This store alone uses `db_path` (the CLI with one worker): reads then skip checking for other
+            connections' commits. Enforced: an owner holds an exclusive lock on `<db_path>-lock`, every other
+            store a shared one, and a store that cannot get its lock refuses to open (`DatabaseInUse`).
         strict_idempotency: A repeated create with a different body answers 409 instead of the stored bill.
         empty_unauthorized_body: 401 with an empty body, as the real service sometimes did.
         accepted_currencies: Currencies a bill may be issued in (QIWI P2P: RUB and KZT).
@@ -207,6 +210,7 @@ class Settings:
     merchants: tuple[Merchant, ...] = field(factory=tuple, converter=_to_merchants)
     public_url: str = "http://127.0.0.1:8080"
     db_path: str | None = None
+    db_owner: bool = False
     strict_idempotency: bool = False
     empty_unauthorized_body: bool = False
     accepted_currencies: frozenset[str] = field(default=frozenset({"RUB", "KZT"}), converter=_to_frozenset)
@@ -261,6 +265,7 @@ class Settings:
             "merchants": [m.to_dict() for m in self.merchants],
             "public_url": self.public_url,
             "db_path": self.db_path,
+            "db_owner": self.db_owner,
             "strict_idempotency": self.strict_idempotency,
             "empty_unauthorized_body": self.empty_unauthorized_body,
             "accepted_currencies": sorted(self.accepted_currencies),

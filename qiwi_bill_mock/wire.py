@@ -162,6 +162,9 @@ def notification_body(bill: Bill) -> dict[str, Any]:
     return {"bill": bill_to_wire(bill), "version": "1"}
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once, not per call
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _COMPACT.encode(obj).encode()
