@@ -190,3 +190,26 @@ def test_unopenable_database_is_a_clear_error(tmp_path: Path) -> None:
     assert "cannot open the database" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_a_second_mock_on_an_owned_database_refuses_to_start(tmp_path: Path) -> None:
+    # One worker owns its file (its GETs skip looking for other writers), so a second mock must not share it.
+    db = str(tmp_path / "mock.db")
+    with running(tmp_path, "--db", db, "--secret-key", "sk") as (proc, url):
+        result = subprocess.run(
+            [sys.executable, "-m", "qiwi_bill_mock", "--port", "0", "--db", db],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode != 0
+        assert "cannot open the database" in result.stderr
+        assert "in use by another process" in result.stderr
+        assert "Traceback" not in result.stderr
+        auth = {"Authorization": "Bearer sk"}
+        assert httpx.put(f"{url}{BILLS}/b1", json=bill_body(), headers=auth).status_code == 200
+        assert _stop(proc) == 0
+    # Once the owner has exited, the file is free again.
+    with running(tmp_path, "--db", db, "--secret-key", "sk") as (proc, url):
+        assert httpx.get(f"{url}{BILLS}/b1", headers={"Authorization": "Bearer sk"}).status_code == 200
+        assert _stop(proc) == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from mock_helpers import OTHER_SITE, SITE, FakeClock, make_settings, sequential_ids
 
 from qiwi_bill_mock import store as store_module
+from qiwi_bill_mock.context import GroupCommit
 from qiwi_bill_mock.store import (
     BillConflict,
     BillDraft,
@@ -326,3 +329,120 @@ def test_a_naive_clock_is_refused_at_once() -> None:
 
     with pytest.raises(ValueError, match="naive"):
         Store(make_settings(), clock=lambda: datetime(2030, 1, 1))
+
+
+# -- group commit, read cache, file ownership ---------------------------------------------------
+
+
+def test_a_batch_commits_once_and_keeps_each_operations_outcome(tmp_path: Path, clock: FakeClock) -> None:
+    store = Store(make_settings(db_path=str(tmp_path / "mock.db")), clock=clock)
+    before = store._commits
+    results = store.run_batch(
+        [
+            lambda: store.create_bill(SITE, "a", draft(clock)),
+            lambda: store.create_bill(SITE, "bad", draft(clock, amount="0.00")),
+            lambda: store.create_bill(SITE, "a", draft(clock, amount="99.00")),  # same billId in the same batch
+            lambda: store.reject_bill(SITE, "missing"),
+        ]
+    )
+    assert store._commits == before + 1
+    (first, created), failed, (again, created_again), missing = results
+    assert created
+    assert not created_again
+    assert again == first
+    assert isinstance(failed, DraftInvalid)
+    assert isinstance(missing, BillNotFound)
+    assert store.get_bill(SITE, "bad") is None
+    store.close()
+    reopened = Store(make_settings(db_path=str(tmp_path / "mock.db")), clock=clock)
+    assert reopened.get_bill(SITE, "a") == first
+
+
+def test_an_operation_failing_after_its_writes_is_undone_alone(store: Store, clock: FakeClock) -> None:
+    def half_done() -> None:
+        store.create_bill(SITE, "half", draft(clock))
+        raise RuntimeError("failed after writing")
+
+    results = store.run_batch([lambda: store.create_bill(SITE, "kept", draft(clock)), half_done])
+    assert isinstance(results[1], RuntimeError)
+    assert store.get_bill(SITE, "kept") is not None
+    assert store.get_bill(SITE, "half") is None
+
+
+async def test_concurrent_writes_of_one_loop_pass_share_a_commit(clock: FakeClock) -> None:
+    store = Store(make_settings(), clock=clock)
+    group = GroupCommit(store)
+    before = store._commits
+    results = await asyncio.gather(
+        *(group.run(lambda n=n: store.create_bill(SITE, f"b{n}", draft(clock))) for n in range(8)),
+        group.run(lambda: store.reject_bill(SITE, "missing")),
+        return_exceptions=True,
+    )
+    assert store._commits == before + 1
+    assert all(created for _, created in results[:8])  # type: ignore[misc]
+    assert isinstance(results[8], BillNotFound)
+
+
+def test_cached_bill_versions_see_another_connections_commit(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(db_path=str(tmp_path / "mock.db"))
+    reader, writer = Store(settings, clock=clock), Store(settings, clock=clock)
+    bill, _ = writer.create_bill(SITE, "b", draft(clock))
+    assert reader.bill_version(SITE, "b") == (bill.invoice_uid, "WAITING", bill.changed_us)
+    clock.advance(1)
+    paid = writer.pay_bill(SITE, "b")
+    assert reader.bill_version(SITE, "b") == (bill.invoice_uid, "PAID", paid.changed_us)
+    writer.reset(SITE)
+    assert reader.bill_version(SITE, "b") is None
+
+
+def test_an_owned_file_refuses_other_stores(tmp_path: Path, clock: FakeClock) -> None:
+    path = str(tmp_path / "mock.db")
+    owner = Store(make_settings(db_path=path, db_owner=True), clock=clock)
+    with pytest.raises(store_module.DatabaseInUse, match="owned by another"):
+        Store(make_settings(db_path=path), clock=clock)
+    with pytest.raises(store_module.DatabaseInUse, match="in use by another"):
+        Store(make_settings(db_path=path, db_owner=True), clock=clock)
+    bill, _ = owner.create_bill(SITE, "b", draft(clock))
+    assert owner.bill_version(SITE, "b") == (bill.invoice_uid, "WAITING", bill.changed_us)
+    owner.close()
+    shared = Store(make_settings(db_path=path), clock=clock)  # free again once the owner closed
+    with pytest.raises(store_module.DatabaseInUse, match="in use by another"):
+        Store(make_settings(db_path=path, db_owner=True), clock=clock)
+    assert shared.get_bill(SITE, "b") == bill
+
+
+def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "mock.db"
+    store = Store(make_settings(db_path=str(path)), clock=clock)
+    size = path.stat().st_size
+    for n in range(300):
+        store.create_bill(SITE, f"b{n}", draft(clock))
+    # Commits never checkpoint themselves (wal_autocheckpoint is off): only the checkpointer thread can grow the file.
+    deadline = time.monotonic() + 10
+    while path.stat().st_size <= size and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.stat().st_size > size
+    store.close()
+
+
+def _wal_checkpoint_sequence(wal: Path) -> int:
+    # WAL header: magic, format version, page size, then the checkpoint sequence number, incremented each time the
+    # WAL starts over (sqlite.org/fileformat2.html, "WAL File Format").
+    return int.from_bytes(wal.read_bytes()[12:16], "big")
+
+
+def test_the_wal_starts_over_under_continuous_writes(tmp_path: Path, clock: FakeClock) -> None:
+    # PASSIVE checkpoints alone never catch up with a steady stream of commits, and the WAL then never starts over
+    # (it grows without end); the checkpointer's RESTART makes it start over about every half second.
+    path = tmp_path / "mock.db"
+    store = Store(make_settings(db_path=str(path)), clock=clock)
+    store.create_bill(SITE, "first", draft(clock))
+    wal = Path(f"{path}-wal")
+    sequence = _wal_checkpoint_sequence(wal)
+    deadline = time.monotonic() + 3.0
+    commits = 0
+    while time.monotonic() < deadline:
+        store.create_bill(SITE, f"b{commits}", draft(clock))
+        commits += 1
+    assert _wal_checkpoint_sequence(wal) >= sequence + 2
+    store.close()
