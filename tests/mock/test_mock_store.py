@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 from mock_helpers import OTHER_SITE, SITE, FakeClock, make_settings, sequential_ids
 
 from qiwi_bill_mock import store as store_module
@@ -324,9 +325,25 @@ def test_parse_rfc3339_refuses_what_qiwi_refused(text: str) -> None:
         parse_rfc3339(text)
 
 
-def test_a_naive_clock_is_refused_at_once() -> None:
-    from datetime import datetime
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    offset_minutes=st.integers(min_value=-1439, max_value=1439),
+    timespec=st.sampled_from(["seconds", "milliseconds", "microseconds"]),
+)
+def test_parse_rfc3339_reads_the_common_shapes_exactly(moment: datetime, offset_minutes: int, timespec: str) -> None:
+    # The shapes clients send take a fast path (datetime.fromisoformat): same instant, offset and fraction flag as
+    # the general one, which reads the same text written with a lowercase separator.
+    micro = {"seconds": 0, "milliseconds": moment.microsecond // 1000 * 1000}.get(timespec, moment.microsecond)
+    aware = moment.replace(microsecond=micro, tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    text = aware.isoformat(timespec=timespec)
+    fast, fast_fraction = parse_rfc3339(text)
+    general, general_fraction = parse_rfc3339(text.replace("T", "t"))
+    assert fast == general == aware
+    assert fast.utcoffset() == general.utcoffset() == timedelta(minutes=offset_minutes)
+    assert fast_fraction == general_fraction == (timespec != "seconds")
 
+
+def test_a_naive_clock_is_refused_at_once() -> None:
     with pytest.raises(ValueError, match="naive"):
         Store(make_settings(), clock=lambda: datetime(2030, 1, 1))
 
