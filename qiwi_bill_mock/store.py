@@ -412,16 +412,18 @@ class _Checkpointer:
     A PASSIVE checkpoint never blocks the writer or readers, and sqlite3 releases the GIL while it runs, so the
     event loop keeps answering meanwhile. But under a steady stream of commits it never copies the last frame
     before the next one lands, and only a fully copied WAL starts over: with PASSIVE alone the WAL grew by
-    29 MB a second under `make bench`'s PUT load. So when a PASSIVE checkpoint found `RESTART_FRAMES` or more
-    frames, it asks the store for a restart (`Store._restart_due`): the store's next commit runs a RESTART
-    checkpoint on its own connection, which copies the few frames written meanwhile and makes the WAL start
-    over. That pauses the store for 3-8 ms (mostly two `fsync`), at most once per `INTERVAL` and only while
-    something writes. (A RESTART from this thread instead starved behind a busy writer; checkpoints inside the
-    committing request stalled it for tens of milliseconds: the PUT p99 of the first benchmark runs.)
+    29 MB a second under `make bench`'s PUT load. So once a PASSIVE checkpoint found `RESTART_FRAMES` or more
+    frames, a second one catches up and the thread asks the store for a restart (`Store._restart_due`): the
+    store's next commit runs a RESTART checkpoint on its own connection, which copies the few frames written
+    meanwhile and makes the WAL start over. That pauses the store for about 10 ms on this project's machine
+    (two `fsync`), about once a second under full write load, never while nothing writes. The WAL stays under
+    about `RESTART_FRAMES` pages plus one interval of writes. (A RESTART from this thread starved behind a busy
+    writer; checkpoints inside the committing request stalled it for tens of milliseconds: the PUT p99 of the
+    first benchmark runs.)
     """
 
     INTERVAL = 0.5  # seconds between checkpoints (while anything commits)
-    RESTART_FRAMES = 1000  # WAL frames (pages) that call for a restart: SQLite's own autocheckpoint threshold
+    RESTART_FRAMES = 8192  # WAL frames (pages, 32 MiB) that call for a restart
 
     def __init__(self, path: str, store: Store) -> None:
         self._path = path
@@ -447,7 +449,13 @@ class _Checkpointer:
                     _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:  # busy or locked: the next round tries again
                     continue
-                if frames >= self.RESTART_FRAMES and (store := self._store()) is not None:
+                if frames < self.RESTART_FRAMES:
+                    continue
+                try:  # catch up with what was written meanwhile: the restart then has only a few frames to copy
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    continue
+                if (store := self._store()) is not None:
                     store._restart_due = True
                     del store
         finally:
