@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -112,9 +112,9 @@ class MockContext:
         # Keys are looked up by digest: the dict never holds, and a lookup never compares, a raw secret.
         self._by_key = {_digest(m.secret_key): m for m in settings.merchants}
 
-    async def write(self, operation: Callable[[], T]) -> T:
-        """Run one store write in the next group commit (see `GroupCommit`)."""
-        return await self._group_commit.run(operation)
+    def write(self, operation: Callable[[], T]) -> Awaitable[T]:
+        """Run one store write in the next group commit (see `GroupCommit`); await the result."""
+        return self._group_commit.run(operation)
 
     def now(self) -> datetime:
         """The mock clock."""

@@ -136,6 +136,10 @@ def _check_text(value: Any, depth: int = 0) -> None:
             _check_text(item, depth + 1)
 
 
+# json.loads builds a new decoder per call when given options; this one is built once.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def parse_json(raw: bytes) -> Any:
     """Decode a JSON body exactly: numbers with a fraction become `Decimal`, never float.
 
@@ -144,7 +148,7 @@ def parse_json(raw: bytes) -> Any:
     """
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
         # A lone surrogate can only come from a `\u` escape (strict UTF-8 decoding refuses encoded ones), so
         # bodies without one (every SDK's) skip the walk.
         if "\\u" in text:
