@@ -428,7 +428,10 @@ def test_an_owned_file_refuses_other_stores(tmp_path: Path, clock: FakeClock) ->
     assert shared.get_bill(SITE, "b") == bill
 
 
-def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path, clock: FakeClock) -> None:
+def test_the_wal_is_checkpointed_in_the_background(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module._Checkpointer, "INTERVAL", 0.5)
     path = tmp_path / "mock.db"
     store = Store(make_settings(db_path=str(path)), clock=clock)
     size = path.stat().st_size
@@ -448,9 +451,13 @@ def _wal_checkpoint_sequence(wal: Path) -> int:
     return int.from_bytes(wal.read_bytes()[12:16], "big")
 
 
-def test_the_wal_starts_over_under_continuous_writes(tmp_path: Path, clock: FakeClock) -> None:
+def test_the_wal_starts_over_under_continuous_writes(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # PASSIVE checkpoints alone never catch up with a steady stream of commits, and the WAL then never starts over
-    # (it grows without end); the checkpointer's RESTART makes it start over about every half second.
+    # (it grows without end); the checkpointer's RESTART makes it start over (here every half second).
+    monkeypatch.setattr(store_module._Checkpointer, "INTERVAL", 0.5)
+    monkeypatch.setattr(store_module._Checkpointer, "RESTART_FRAMES", 1000)
     path = tmp_path / "mock.db"
     store = Store(make_settings(db_path=str(path)), clock=clock)
     store.create_bill(SITE, "first", draft(clock))
