@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -54,17 +55,21 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
-def tree_peak_rss_bytes(pid: int) -> int:
-    """Return the summed peak RSS (``VmHWM``) of ``pid`` and all its descendants, in bytes."""
-    total, stack, seen = 0, [pid], set()
+def _tree(pid: int) -> Iterator[int]:
+    """``pid`` and all its live descendants, each once."""
+    stack, seen = [pid], set()
     while stack:
         current = stack.pop()
         if current in seen:
             continue
         seen.add(current)
-        total += _status_kib(current, "VmHWM")
+        yield current
         stack.extend(_children(current))
-    return total * 1024
+
+
+def tree_peak_rss_bytes(pid: int) -> int:
+    """Return the summed peak RSS (``VmHWM``) of ``pid`` and all its descendants, in bytes."""
+    return sum(_status_kib(current, "VmHWM") for current in _tree(pid)) * 1024
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -80,15 +85,7 @@ def _cpu_ticks(pid: int) -> int:
 
 def tree_cpu_seconds(pid: int) -> float:
     """Return the CPU time (user + system) used so far by ``pid`` and its live descendants."""
-    total, stack, seen = 0, [pid], set()
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        total += _cpu_ticks(current)
-        stack.extend(_children(current))
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(_cpu_ticks(current) for current in _tree(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 class ServerProcess:

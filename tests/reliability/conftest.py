@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rel_procs import MockProcess
+from rel_procs import MerchantEndpoint, MockProcess
 
 _HERE = Path(__file__).resolve().parent
 _ROWS = pytest.StashKey[list["Row"]]()
@@ -100,6 +100,14 @@ def _mock_factory(tmp_path: Path) -> Iterator[Any]:
 def mock_factory(tmp_path: Path) -> Iterator[Any]:
     """Start `MockProcess`es on loopback; every one is stopped (or killed) when the test ends."""
     yield from _mock_factory(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def merchant() -> Iterator[MerchantEndpoint]:
+    """A local notification receiver for the whole module (test_rel_faults overrides it per test)."""
+    endpoint = MerchantEndpoint().up()
+    yield endpoint
+    endpoint.down()
 
 
 @pytest.fixture(scope="module")

@@ -40,13 +40,6 @@ SIZES: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture(scope="module")
-def merchant() -> Any:
-    endpoint = MerchantEndpoint().up()
-    yield endpoint
-    endpoint.down()
-
-
-@pytest.fixture(scope="module")
 def mock(module_mock_factory: Any, tmp_path_factory: pytest.TempPathFactory, merchant: MerchantEndpoint) -> MockProcess:
     """One mock with two worker processes on one database file for the whole module (ids differ per test)."""
     tmp_path = tmp_path_factory.mktemp("races")

@@ -48,13 +48,6 @@ _VOLATILE = ("traceId", "dateTime")
 
 
 @pytest.fixture(scope="module")
-def merchant() -> Any:
-    endpoint = MerchantEndpoint().up()
-    yield endpoint
-    endpoint.down()
-
-
-@pytest.fixture(scope="module")
 def secure_mock(module_mock_factory: Any, tmp_path_factory: pytest.TempPathFactory, merchant: MerchantEndpoint) -> Any:
     """Merchants A and B, debug logging (the most output there is to leak into), two workers."""
     tmp = tmp_path_factory.mktemp("security")
