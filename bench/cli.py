@@ -287,6 +287,17 @@ def _load_section(run: Run, stack: contextlib.ExitStack) -> ServerProcess | None
         if two:
             _create_get_bill(two.base_url)
             started.append(two)
+    baseline_tree = run.results.get("baseline_tree")
+    if baseline_tree:
+        # The same mock from another source tree (e.g. a worktree of the commit before a redesign), on its own
+        # database file, measured in the same rounds: the side-by-side ratios of `report.evaluate_targets`.
+        db3 = run.raw / "mock-load-base.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db3}{suffix}").unlink(missing_ok=True)
+        base = _start(run, stack, servers.mock_server(run.raw, db=db3, name=servers.BASELINE, tree=Path(baseline_tree)))
+        if base:
+            _create_get_bill(base.base_url)
+            started.append(base)
     if not started:
         raise RuntimeError("no server could be started")
     for server in started:  # warm-up: imports, caches, JIT (Prism), connection set-up
@@ -445,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-prism", action="store_true", help="skip the Prism baseline")
     parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        metavar="PATH",
+        help="also run the mock of this source tree (e.g. a worktree of an older commit) as 'mock@base', side by side",
+    )
+    parser.add_argument(
         "--only",
         default="load,client,signature,scale",
         help="comma-separated sections to run (load, client, signature, scale)",
@@ -457,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
     run = Run(config, out, raw)
     run.results["no_prism"] = args.no_prism
+    if args.baseline_tree is not None:
+        try:
+            run.results["baseline_tree"] = str(servers.check_baseline_tree(args.baseline_tree))
+        except ValueError as error:
+            parser.error(str(error))
     signal.signal(signal.SIGTERM, _terminate)
     started = time.perf_counter()
 
@@ -493,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = report.summarise_rounds(run.rounds)
     run.results.pop("no_prism", None)
+    if "baseline_tree" in run.results:
+        run.notes.append(f"{servers.BASELINE}: the mock of {run.results['baseline_tree']}, run side by side.")
     meta = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": _machine(),

@@ -12,6 +12,8 @@ from typing import Any
 from bench.load import LoadResult
 
 TIMES = "\u00d7"  # the multiplication sign of ratios in tables
+#: The mock of another source tree (`python -m bench --baseline-tree`; the name `bench.servers` gives it).
+BASELINE = "mock@base"
 
 __all__ = [
     "TIMES",
@@ -146,6 +148,10 @@ def evaluate_targets(
         measured, note = paired_ratio(runs, rounds or [], scenario, "mock", base)
         missing = (prism_note if base == "prism" else "") or mock_note
         targets.append(_target(label, ">=", limit, "x", measured, missing or note))
+    if any(r.server == BASELINE for r in runs):  # `--baseline-tree`: the redesign may cost at most 10%
+        for scenario, label in (("get", "GET"), ("put", "PUT-create")):
+            measured, note = paired_ratio(runs, rounds or [], scenario, "mock", BASELINE)
+            targets.append(_target(f"{label} throughput vs {BASELINE} (c8)", ">=", 0.90, "x", measured, note))
     for scenario, label in (("get", "GET"), ("put", "PUT-create")):
         p99, note = median_p99(runs, rounds or [], scenario, "mock")
         targets.append(_target(f"{label} p99 latency (c8)", "<=", 10.0, "ms", p99, mock_note or note))
@@ -322,7 +328,14 @@ def render_markdown(results: dict[str, Any], runs: list[LoadResult], targets: li
     return "\n".join(lines) + "\n"
 
 
-_COLOURS = {"mock": "#1f77b4", "mock-mem": "#9ecae1", "mock-w2": "#08519c", "hello": "#7f7f7f", "prism": "#ff7f0e"}
+_COLOURS = {
+    "mock": "#1f77b4",
+    "mock@base": "#2ca02c",
+    "mock-mem": "#9ecae1",
+    "mock-w2": "#08519c",
+    "hello": "#7f7f7f",
+    "prism": "#ff7f0e",
+}
 
 
 def write_chart(path: Path, runs: list[LoadResult], title: str) -> None:
@@ -333,7 +346,7 @@ def write_chart(path: Path, runs: list[LoadResult], title: str) -> None:
     import matplotlib.pyplot as plt
 
     cells = sorted({(r.scenario, r.connections) for r in runs}, key=lambda c: (_SCENARIO_ORDER.get(c[0], 9), c[1]))
-    servers = [s for s in ("mock", "mock-mem", "mock-w2", "hello", "prism") if any(r.server == s for r in runs)]
+    servers = [s for s in _SERVER_ORDER if any(r.server == s for r in runs)]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7.5), sharex=True)
     labelled: set[str] = set()
     for position, (scenario, connections) in enumerate(cells):
@@ -366,7 +379,7 @@ def write_chart(path: Path, runs: list[LoadResult], title: str) -> None:
 
 
 _SCENARIO_ORDER = {"get": 0, "put": 1, "mixed": 2}
-_SERVER_ORDER = {"mock": 0, "mock-mem": 1, "mock-w2": 2, "hello": 3, "prism": 4}
+_SERVER_ORDER = {"mock": 0, BASELINE: 1, "mock-mem": 2, "mock-w2": 3, "hello": 4, "prism": 5}
 
 
 def summarise_rounds(rounds: list[list[LoadResult]]) -> list[LoadResult]:

@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 
 from bench.procs import ServerProcess, free_port, say
+from bench.report import BASELINE
 
 __all__ = [
+    "BASELINE",
     "PRISM_PACKAGE",
     "SITE_ID",
     "TOKEN",
+    "check_baseline_tree",
     "ensure_prism",
     "ensure_wrk",
     "hello_server",
@@ -44,8 +47,27 @@ def hello_server(raw: Path) -> ServerProcess:
     )
 
 
-def mock_server(raw: Path, *, db: Path | None = None, name: str = "mock", workers: int = 1) -> ServerProcess:
-    """The mock with its defaults (validation, auth, persistence on), ``workers`` processes, on a free port."""
+def check_baseline_tree(tree: Path) -> Path:
+    """``tree`` resolved, if it is a source tree of this project (``qiwi_bill_mock/`` and ``openapi/`` inside).
+
+    Raises:
+        ValueError: it is not.
+    """
+    tree = tree.expanduser().resolve()
+    for needed in ("qiwi_bill_mock/__main__.py", "openapi/qiwi-bill-payments.yaml"):
+        if not (tree / needed).is_file():
+            raise ValueError(f"{tree} is not a source tree of this project: {needed} is missing")
+    return tree
+
+
+def mock_server(
+    raw: Path, *, db: Path | None = None, name: str = "mock", workers: int = 1, tree: Path | None = None
+) -> ServerProcess:
+    """The mock with its defaults (validation, auth, persistence on), ``workers`` processes, on a free port.
+
+    ``tree``: run the mock of another source tree (a worktree of an older commit, say) with this venv's
+    packages: its folder comes first on ``sys.path`` (``python -m`` from there, and ``PYTHONPATH``).
+    """
     argv = [
         sys.executable,
         "-m",
@@ -65,7 +87,9 @@ def mock_server(raw: Path, *, db: Path | None = None, name: str = "mock", worker
         argv += ["--db", str(db)]
     if workers != 1:
         argv += ["--workers", str(workers)]
-    return ServerProcess(name, argv, log_path=raw / f"{name}.log", health_path="/_mock/health", cwd=ROOT)
+    env = {"PYTHONPATH": str(tree)} if tree is not None else None
+    log = raw / f"{name.replace('@', '-')}.log"
+    return ServerProcess(name, argv, log_path=log, health_path="/_mock/health", cwd=tree or ROOT, env=env)
 
 
 def prism_server(raw: Path, prism_bin: Path) -> ServerProcess:
@@ -142,18 +166,19 @@ def ensure_wrk(*, install: bool) -> tuple[str | None, str]:
 def seed_bills(db: Path, *, count: int, prefix: str) -> float:
     """Create a mock database file holding ``count`` WAITING bills ``prefix + i``; return the seconds taken.
 
-    One bill is created through the store's own API (so every column has the store's format), then
+    One bill is created through the service's own API (so every column has the storage's format), then
     copied ``count`` times with bulk SQL in one transaction: seeding a million bills through HTTP
     would take the better part of an hour, this takes seconds.
     """
+    from qiwi_bill_mock.models import BillDraft
+    from qiwi_bill_mock.service import BillService
     from qiwi_bill_mock.settings import Merchant, Settings
-    from qiwi_bill_mock.store import BillDraft, Store
 
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     settings = Settings(merchants=[Merchant(site_id=SITE_ID, secret_key=TOKEN, public_key=PUBLIC_KEY)], db_path=str(db))
-    store = Store(settings)
+    store = BillService(settings)
     try:
         from datetime import datetime
         from decimal import Decimal

@@ -9,7 +9,7 @@ app = create_app(Settings(merchants=[Merchant(site_id="270305", secret_key="sk",
 Run it as a server with `qiwi-bill-mock` (or `python -m qiwi_bill_mock`).
 """
 
-from qiwi_bill_mock.app import create_app
+from qiwi_bill_mock.app import MockApp, create_app
 from qiwi_bill_mock.context import MockContext
 from qiwi_bill_mock.settings import BROKEN_BEHAVIOURS, Fault, Merchant, Settings, SettingsError, demo_merchant
 
@@ -17,6 +17,7 @@ __all__ = [
     "BROKEN_BEHAVIOURS",
     "Fault",
     "Merchant",
+    "MockApp",
     "MockContext",
     "Settings",
     "SettingsError",

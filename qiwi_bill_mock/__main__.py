@@ -83,7 +83,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="statuses that notify, comma-separated (default PAID; also REJECTED, EXPIRED)",
     )
     add("--strict-idempotency", action="store_true", default=_env_flag("STRICT_IDEMPOTENCY"))
-    add("--empty-401", action="store_true", default=_env_flag("EMPTY_401"), help="401 without a body")
+    add(
+        "--unauthorized-body",
+        choices=["empty", "json"],
+        default=_env("UNAUTHORIZED_BODY"),
+        help="the 401 body: empty (default, as QIWI's Java SDK expects) or json (QIWI's auth.unauthorized body)",
+    )
+    add(
+        "--empty-401", action="store_true", default=_env_flag("EMPTY_401"), help="the same as --unauthorized-body empty"
+    )
     add("--expiry-lag", type=float, default=float(_env("EXPIRY_LAG", "0") or 0), help="seconds before EXPIRED shows")
     add(
         "--fault",
@@ -106,8 +114,11 @@ def _config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def build_settings(args: argparse.Namespace, *, public_url: str) -> tuple[Settings, Merchant | None]:
-    """Settings from the config file, then the command line. Returns the demo merchant if one was made."""
+def build_settings(args: argparse.Namespace, *, public_url: str | None = None) -> tuple[Settings, Merchant | None]:
+    """Settings from the config file, then the command line. Returns the demo merchant if one was made.
+
+    `public_url`: the fallback base of `payUrl`; `None` derives it from each request's `Host`.
+    """
     data: dict[str, Any] = _config_file(args.config) if args.config else {}
     merchants = [Merchant(**m) for m in data.pop("merchants", [])]
     faults = [Fault(**f) for f in data.pop("faults", [])]
@@ -149,8 +160,12 @@ def build_settings(args: argparse.Namespace, *, public_url: str) -> tuple[Settin
         data["notify_statuses"] = frozenset(s.upper() for s in _csv(args.notify_statuses))
     if args.strict_idempotency:
         data["strict_idempotency"] = True
-    if args.empty_401:
-        data["empty_unauthorized_body"] = True
+    if "empty_unauthorized_body" in data:  # the former config key
+        data["unauthorized_body"] = "empty" if data.pop("empty_unauthorized_body") else "json"
+    if args.unauthorized_body:
+        data["unauthorized_body"] = args.unauthorized_body
+    elif args.empty_401:
+        data["unauthorized_body"] = "empty"
     if args.expiry_lag:
         data["expiry_lag"] = args.expiry_lag
     if args.fault_seed is not None:
@@ -267,17 +282,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     base_url = f"http://{shown_host}:{port}"
     try:
-        settings, demo = build_settings(args, public_url=base_url)
+        settings, demo = build_settings(args)  # payUrl: --public-url, else each request's Host
     except (SettingsError, OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
         sock.close()
         raise SystemExit(f"qiwi-bill-mock: {exc}") from None
 
     if settings.db_path:
         # Open the database once here: an unwritable path is a one-line error, not a traceback per worker.
-        from qiwi_bill_mock.store import Store
+        from qiwi_bill_mock.storage import Database
 
         try:
-            Store(settings).close()
+            Database(settings.db_path, owner=settings.db_owner).close()
         except sqlite3.Error as exc:
             sock.close()
             raise SystemExit(f"qiwi-bill-mock: cannot open the database {settings.db_path}: {exc}") from None

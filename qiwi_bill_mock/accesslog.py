@@ -1,6 +1,7 @@
 """The access log: one line per request on the `qiwi_bill_mock.access` logger, and the CLI's cheap handler for it.
 
-The line is `<traceId> <METHOD> <path> <status> <ms>ms` (the path without its query: no keys in logs). In a
+The line is `<traceId> <METHOD> <path> <status> <ms>ms`, then QIWI's `errorCode` for an error answer (the path
+without its query: no keys in logs). In a
 user's process it is an ordinary log record, so `caplog` and any logging setup see it. The CLI attaches
 `BatchedLineHandler`, and while that handler is the logger's only output, `log_access` hands it the line
 directly, without a `LogRecord`.
@@ -25,6 +26,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 access_logger = logging.getLogger("qiwi_bill_mock.access")
 
 _ACCESS_FORMAT = "%s %s %s %s %.2fms"
+_ERROR_FORMAT = _ACCESS_FORMAT + " %s"
 
 
 class BatchedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -81,8 +83,10 @@ class BatchedLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.release()
 
 
-def log_access(trace_id: str, method: str, path: str, status: int | str, elapsed_ms: float) -> None:
-    """Log one request's line (nothing when the access logger is off)."""
+def log_access(
+    trace_id: str, method: str, path: str, status: int | str, elapsed_ms: float, error_code: str | None = None
+) -> None:
+    """Log one request's line (nothing when the access logger is off); `error_code` ends an error's line."""
     logger = access_logger
     if not logger.isEnabledFor(logging.INFO):
         return
@@ -97,8 +101,13 @@ def log_access(trace_id: str, method: str, path: str, status: int | str, elapsed
     ):
         # The CLI's setup: the same text as the record would give, without building the record.
         message = _ACCESS_FORMAT % (trace_id, method, path, status, elapsed_ms)
+        if error_code is not None:  # a 4xx/5xx answer only: the 200 path pays one comparison
+            message += " " + error_code
         handlers[0].line(time.time(), "INFO", logger.name, message)
         return
     # makeRecord + handle skips findCaller's stack walk.
-    args = (trace_id, method, path, status, elapsed_ms)
-    logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, _ACCESS_FORMAT, args, None))
+    args: tuple[object, ...] = (trace_id, method, path, status, elapsed_ms)
+    text = _ACCESS_FORMAT
+    if error_code is not None:
+        text, args = _ERROR_FORMAT, (*args, error_code)
+    logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, text, args, None))

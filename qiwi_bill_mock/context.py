@@ -3,13 +3,14 @@
 `MockContext` is what `qiwi_bill_mock.pages.page_routes(ctx)` receives:
 
 - `ctx.settings` (`Settings`): merchants (`merchant_by_public_key`, `merchant_by_site_id`), `public_url`...
-- `ctx.store` (`Store`): the state machine; see its module docstring for the API. Paying through
-  `ctx.store.pay_bill(...)` queues the signed notification and wakes the notifier.
+- `ctx.service` (`BillService`): the one facade (create / get / reject / pay / expire / refund / clocks /
+  outbox); see `service.py`. `ctx.store` is its former name, kept for the pages and users' code.
 - `ctx.notifier` (`Notifier`): delivers the outbox (`await ctx.notifier.drain()` in tests).
 - `ctx.validators` (`SpecValidators`): the OpenAPI document's compiled request validators.
-- `await ctx.write(fn)`: run a store write (`lambda: ctx.store.create_bill(...)`) in the next group commit.
-- `ctx.now()` → aware datetime on the mock clock; `ctx.new_trace_id()`; `ctx.pay_url(bill)`;
-  `ctx.bill_json(bill)` (the API's wire shape); `ctx.trace_id(request)` (this request's traceId).
+- `await ctx.write(fn)`: run a service write (`lambda: ctx.service.create_bill(...)`) in the next group commit.
+- `ctx.now(site_id=None)` → aware datetime on a merchant's clock; `ctx.new_trace_id()`; `ctx.pay_url(bill, base)`;
+  `ctx.bill_json(bill, base)` (the API's wire shape); `ctx.trace_id(request)` (this request's traceId);
+  `ctx.add_request_listener(fn)`: `fn(RequestRecord)` after every request (the testing kit's journal hook).
 """
 
 from __future__ import annotations
@@ -22,17 +23,19 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
+from attrs import define
 from starlette.requests import Request
 
+from qiwi_bill_mock.models import Bill
 from qiwi_bill_mock.notifier import Notifier
+from qiwi_bill_mock.service import BillService
 from qiwi_bill_mock.settings import Merchant, Settings
-from qiwi_bill_mock.store import Bill, Store
 from qiwi_bill_mock.validation import SpecValidators, load_validators
 from qiwi_bill_mock.wire import bill_to_wire, pay_url
 
-__all__ = ["TRACE_SCOPE_KEY", "GroupCommit", "MockContext"]
+__all__ = ["TRACE_SCOPE_KEY", "GroupCommit", "MockContext", "RequestRecord"]
 
-#: Where the trace middleware puts this request's traceId in the ASGI scope.
+#: Where the trace path puts this request's traceId in the ASGI scope.
 TRACE_SCOPE_KEY = "qiwi_bill_mock.trace_id"
 
 
@@ -41,8 +44,33 @@ _trace_bits = random.Random().getrandbits
 T = TypeVar("T")
 
 
+@define(frozen=True, kw_only=True)
+class RequestRecord:
+    """One finished request, as `MockContext.add_request_listener` callbacks receive it.
+
+    Args:
+        trace_id: The request's traceId (`X-Trace-Id`).
+        method: HTTP method.
+        path: Raw path without the query.
+        operation: The operationId (`createBill`...), a control's name (`_mock.pay`...), or `None` (pages, 404).
+        site_id: The authenticated merchant, if any.
+        status: HTTP status, `0` when the connection was dropped.
+        error_code: QIWI's `errorCode` of an error answer, else `None`.
+        elapsed_ms: Time spent answering.
+    """
+
+    trace_id: str
+    method: str
+    path: str
+    operation: str | None
+    site_id: str | None
+    status: int
+    error_code: str | None
+    elapsed_ms: float
+
+
 class GroupCommit:
-    """Store writes of one event-loop pass, committed together (`Store.run_batch`).
+    """Service writes of one event-loop pass, committed together (`BillService.run_batch`).
 
     A request's write is queued and runs at the end of the current pass, with every other write queued in
     that pass, in one transaction; each request is answered only after that commit returned, so a 2xx still
@@ -50,12 +78,12 @@ class GroupCommit:
     once per request; a lone request waits one loop pass (microseconds).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: BillService) -> None:
         self._store = store
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
 
     async def run(self, operation: Callable[[], T]) -> T:
-        """Run `operation()` (one store write) in the next batch; returns its result or raises its error."""
+        """Run `operation()` (one service write) in the next batch; returns its result or raises its error."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((operation, future))
@@ -104,21 +132,30 @@ class MockContext:
         notify_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.store = Store(settings, clock=clock, id_factory=id_factory)
-        self.notifier = Notifier(self.store, transport=notify_transport)
+        self.service = BillService(settings, clock=clock, id_factory=id_factory)
+        self.store = self.service  # the former name (pages, users' tests): the same facade
+        self.notifier = Notifier(self.service, transport=notify_transport)
         self.validators: SpecValidators = load_validators()
-        self._group_commit = GroupCommit(self.store)
+        self.request_listeners: list[Callable[[RequestRecord], None]] = []
+        self._group_commit = GroupCommit(self.service)
         self._id_factory = id_factory
         # Keys are looked up by digest: the dict never holds, and a lookup never compares, a raw secret.
         self._by_key = {_digest(m.secret_key): m for m in settings.merchants}
 
     def write(self, operation: Callable[[], T]) -> Awaitable[T]:
-        """Run one store write in the next group commit (see `GroupCommit`); await the result."""
+        """Run one service write in the next group commit (see `GroupCommit`); await the result."""
         return self._group_commit.run(operation)
 
-    def now(self) -> datetime:
-        """The mock clock."""
-        return self.store.now()
+    def now(self, site_id: str | None = None) -> datetime:
+        """A merchant's clock (`None`: the injected clock, which no merchant moved)."""
+        return self.service.now(site_id)
+
+    def add_request_listener(self, callback: Callable[[RequestRecord], None]) -> None:
+        """Call `callback(record)` after every request (merchant, operation, status, errorCode), e.g. a journal.
+
+        Called on the event loop once the answer was sent; keep it quick. Without listeners nothing is built.
+        """
+        self.request_listeners.append(callback)
 
     def new_trace_id(self) -> str:
         """A trace id: 16 hex digits like QIWI's (`b3d41cafa0c6d088`), or the injected id factory's."""
@@ -139,10 +176,10 @@ class MockContext:
             return None
         return self._by_key.get(_digest(token.strip()))
 
-    def pay_url(self, bill: Bill) -> str:
-        """`{public_url}/form/?invoice_uid=<uuid>`."""
-        return pay_url(self.settings.public_url, bill.invoice_uid)
+    def pay_url(self, bill: Bill, base_url: str | None = None) -> str:
+        """`{public_url}/form/?invoice_uid=<uuid>`; without `Settings.public_url`, `base_url` (the request's own)."""
+        return pay_url(self.settings.public_url or base_url or "http://127.0.0.1:8080", bill.invoice_uid)
 
-    def bill_json(self, bill: Bill) -> dict[str, Any]:
-        """The bill in the API's wire shape, with `payUrl`."""
-        return bill_to_wire(bill, pay_url=self.pay_url(bill), broken=self.settings.broken)
+    def bill_json(self, bill: Bill, base_url: str | None = None) -> dict[str, Any]:
+        """The bill in the API's wire shape, with `payUrl` (see `pay_url`)."""
+        return bill_to_wire(bill, pay_url=self.pay_url(bill, base_url), broken=self.settings.broken)

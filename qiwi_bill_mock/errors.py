@@ -1,4 +1,9 @@
-"""QIWI's error body: the one place the mock builds it.
+"""QIWI's errors: the catalogue of error kinds, the exceptions that carry them, and the ONE renderer of the body.
+
+Every refusal in the mock (rules, service, request parsing, HTTP adapters, pages' API calls) raises a `MockError`
+carrying its `ErrorKind` (HTTP status, `errorCode`, description, `userMessage`) and, for `validation.error`,
+a `cause`. `render_error` (and the body builder `error_body` it calls) is the one place such an exception
+becomes QIWI's JSON body.
 
 Shape (p2p-payments-docs 2021 samples; the Node SDK's live tests assert `serviceName`,
 `description` and `userMessage` of the not-found error):
@@ -9,6 +14,11 @@ Shape (p2p-payments-docs 2021 samples; the Node SDK's live tests assert `service
 plus an optional `cause` (field → messages) on `validation.error`, the successor API's shape.
 Codes without a documented v1 text follow the pre-v1 `error.code.*` family without its prefix
 (docs/sources.md), e.g. `http.url.not.found`, `http.method.not.supported`.
+
+The 401 answer has an EMPTY body by default: qiwi-api-semantics.md ("401 can have an empty body"), QIWI's Java
+SDK issue #26 ("BadResponseException: empty body, HTTP status 401") and that SDK's live test
+`testClientWithIncorrectSecretKey`, which expects `BadResponseException` (a body it cannot map). The JSON
+`auth.unauthorized` body stays available (`Settings.unauthorized_body="json"`).
 """
 
 from __future__ import annotations
@@ -17,7 +27,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from attrs import define
-from starlette.responses import Response
 
 from qiwi_bill_mock.wire import dumps, format_timestamp
 
@@ -37,9 +46,19 @@ __all__ = [
     "UNSUPPORTED_MEDIA_TYPE",
     "URL_NOT_FOUND",
     "VALIDATION",
+    "BillConflict",
+    "BillNotFound",
     "ErrorKind",
+    "IncorrectRefundAmount",
+    "InvalidValues",
+    "MockError",
+    "RefundConflict",
+    "RefundNotFound",
+    "RenderedError",
+    "Unreadable",
+    "WrongBillStatus",
     "error_body",
-    "error_response",
+    "render_error",
 ]
 
 #: `serviceName` of live v1 answers (create doc sample, live SDK tests 2019-2021).
@@ -80,6 +99,113 @@ SERVICE_UNAVAILABLE = ErrorKind(
 INTERNAL = ErrorKind(500, "internal.invoicing.error", "Internal error", "Internal error")
 
 
+class MockError(Exception):
+    """A refusal that knows its QIWI error: `kind`, optional `cause` (field → messages) and extra headers."""
+
+    kind: ErrorKind = INTERNAL
+
+    def __init__(
+        self,
+        kind: ErrorKind | None = None,
+        *,
+        cause: Mapping[str, list[str]] | None = None,
+        description: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        message: str | None = None,
+    ) -> None:
+        if kind is not None:
+            self.kind = kind
+        self.cause = {name: list(messages) for name, messages in (cause or {}).items()}
+        self.description = description
+        self.headers = dict(headers or {})
+        super().__init__(message or self._message())
+
+    def _message(self) -> str:
+        if self.cause:
+            return "; ".join(f"{name}: {', '.join(messages)}" for name, messages in self.cause.items())
+        return self.kind.code
+
+
+class BillNotFound(MockError):
+    """No such bill for this merchant (`api.invoice.not.found`)."""
+
+    kind = INVOICE_NOT_FOUND
+
+    def __init__(self, bill_id: str = "") -> None:
+        super().__init__(message=f"no bill {bill_id!r}")
+
+
+class RefundNotFound(MockError):
+    """No such refund on a known bill (`api.refund.not.found`)."""
+
+    kind = REFUND_NOT_FOUND
+
+    def __init__(self, refund_id: str = "") -> None:
+        super().__init__(message=f"no refund {refund_id!r}")
+
+
+class BillConflict(MockError):
+    """Strict idempotency: the `billId` exists with a different body (`api.invoice.already.exists`)."""
+
+    kind = ALREADY_EXISTS
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message=message or None)
+
+
+class RefundConflict(MockError):
+    """The `refundId` exists on this bill with a different amount (`api.refund.already.exists`)."""
+
+    kind = REFUND_ALREADY_EXISTS
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message=message or None)
+
+
+class Unreadable(MockError):
+    """The body cannot be read: not JSON, wrong JSON types, too large (`http.message.conversion.failed`)."""
+
+    kind = CONVERSION_FAILED
+
+    def __init__(self) -> None:
+        super().__init__(message="unreadable request")
+
+
+class InvalidValues(MockError):
+    """Values break a rule; `cause` maps field → messages (`validation.error`)."""
+
+    kind = VALIDATION
+
+    def __init__(self, cause: Mapping[str, list[str]]) -> None:
+        super().__init__(cause=cause)
+
+
+# How each action's refusal reads in `cause.status` (pinned by tests since the first version).
+_STATUS_MESSAGES = {
+    "reject": "a {status} bill cannot be rejected",
+    "refund": "a {status} bill cannot be refunded",
+}
+
+
+class WrongBillStatus(InvalidValues):
+    """The bill's status does not allow the action (reject a PAID bill, refund a WAITING one...)."""
+
+    def __init__(self, status: str, action: str) -> None:
+        template = _STATUS_MESSAGES.get(action, "cannot {action} a {status} bill")
+        super().__init__({"status": [template.format(status=status, action=action)]})
+        self.status = status
+        self.action = action
+
+
+class IncorrectRefundAmount(MockError):
+    """Refund amount not positive, beyond what remains, or in another currency (`refund.incorrect.amount`)."""
+
+    kind = REFUND_INCORRECT_AMOUNT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(cause={"amount": [message]}, message=message)
+
+
 def error_body(
     kind: ErrorKind,
     *,
@@ -103,18 +229,31 @@ def error_body(
     return body
 
 
-def error_response(
-    kind: ErrorKind,
-    *,
-    trace_id: str | None,
-    now_us: int,
-    cause: Mapping[str, list[str]] | None = None,
-    description: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    empty: bool = False,
-) -> Response:
-    """The error as a JSON response (`empty=True`: no body, as QIWI's 401 sometimes had)."""
-    if empty:
-        return Response(status_code=kind.status, headers=dict(headers or {}))
-    body = error_body(kind, trace_id=trace_id, now_us=now_us, cause=cause, description=description)
-    return Response(dumps(body), status_code=kind.status, media_type="application/json", headers=headers)
+@define(frozen=True)
+class RenderedError:
+    """An error answer: status, headers (bytes pairs, content type included) and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    code: str
+
+
+def render_error(
+    error: MockError, *, trace_id: str | None, now_us: int, empty_unauthorized: bool = False
+) -> RenderedError:
+    """THE place a `MockError` becomes QIWI's answer (API, `/_mock/` controls, unknown URLs, crashes alike).
+
+    Args:
+        error: The refusal.
+        trace_id: This request's traceId; `None` leaves it out (the `no_trace_id` broken mode).
+        now_us: The error's `dateTime`, in microseconds.
+        empty_unauthorized: Answer a 401 with an empty body (the default setting, see the module docstring).
+    """
+    kind = error.kind
+    extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in error.headers.items()]
+    if empty_unauthorized and kind.status == 401:
+        return RenderedError(kind.status, [(b"content-length", b"0"), *extra], b"", kind.code)
+    body = dumps(error_body(kind, trace_id=trace_id, now_us=now_us, cause=error.cause, description=error.description))
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *extra]
+    return RenderedError(kind.status, headers, body, kind.code)

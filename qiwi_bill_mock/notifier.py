@@ -1,20 +1,19 @@
-"""Delivers the notification outbox: signed POSTs to the merchant, retried on QIWI's schedule.
+"""Delivers the notification outbox: signed POSTs to the merchant, retried on QIWI's schedule (`RetryPolicy`).
 
-The store writes an outbox row in the same transaction as the status change; this module only
-delivers. Each attempt POSTs the stored body `{"bill": {...}, "version": "1"}` with
-`X-Api-Signature-SHA256` computed by `qiwi_bill.compute_signature` (keyed with the merchant's
-secret key), `Content-Type` and `Accept: application/json` (bill-payments-docs, notifications).
-Anything but HTTP 200 is a failure (docs since 2019-11-08) and is retried after the next delay of
-`Settings.retry_schedule` (default 36 x 15 min then 15 x 60 min) times `Settings.time_scale`.
-Every attempt is recorded with its status, latency and error. Rows are leased, so several worker
-processes never send one attempt twice, and a restart resumes whatever is still pending.
+The service queues an outbox row in the same transaction as the status change; this module delivers. Each
+attempt POSTs the stored body `{"bill": {...}, "version": "1"}` with `X-Api-Signature-SHA256` computed by
+`qiwi_bill.compute_signature` over the delivery's notification model (keyed with the merchant's secret key),
+`Content-Type` and `Accept: application/json` (bill-payments-docs, notifications). The retry policy is this
+module's: anything but HTTP 200 is a failure (docs since 2019-11-08) and is retried after the next delay of
+`Settings.retry_schedule` (default 36 x 15 min then 15 x 60 min) times `Settings.time_scale`, on the
+merchant's own clock. Every attempt is recorded with its status, latency and error. Rows are leased, so several
+worker processes never send one attempt twice, and a restart resumes whatever is still pending.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -22,10 +21,11 @@ import time
 import httpx
 
 from qiwi_bill import SIGNATURE_HEADER, compute_signature
-from qiwi_bill_mock.store import Delivery, Store
-from qiwi_bill_mock.wire import to_micros
+from qiwi_bill_mock.models import Delivery
+from qiwi_bill_mock.service import BillService
+from qiwi_bill_mock.settings import Settings
 
-__all__ = ["Notifier"]
+__all__ = ["Notifier", "RetryPolicy"]
 
 logger = logging.getLogger("qiwi_bill_mock.notifier")
 
@@ -33,20 +33,50 @@ _MAX_POLL_SECONDS = 1.0  # other workers' commits and clock advances are noticed
 _MIN_POLL_SECONDS = 0.005
 
 
+class RetryPolicy:
+    """What an attempt's answer means: delivered, retried later, or given up.
+
+    Args:
+        schedule: Delays, in unscaled seconds, before each retry (`Settings.retry_schedule`).
+        time_scale: Multiplies every delay (`Settings.time_scale`).
+    """
+
+    def __init__(self, schedule: tuple[float, ...], time_scale: float) -> None:
+        self.delays_us = tuple(int(delay * time_scale * 1_000_000) for delay in schedule)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The policy `settings` configure."""
+        return cls(settings.retry_schedule, settings.time_scale)
+
+    def verdict(self, attempt: int, status_code: int | None) -> tuple[str, int]:
+        """`(outcome, retry_in_us)` after attempt number `attempt` (1-based) answered `status_code`.
+
+        Only HTTP 200 counts as delivered (bill-payments-docs, since 2019-11-08); any other answer, or none, is
+        retried while the schedule lasts, then the delivery fails.
+        """
+        if status_code == 200:
+            return "delivered", 0
+        if attempt <= len(self.delays_us):
+            return "pending", self.delays_us[attempt - 1]
+        return "failed", 0
+
+
 class Notifier:
     """Background delivery of pending notifications.
 
     Args:
-        store: The store holding the outbox.
+        store: The service holding the outbox.
         transport: Optional httpx transport (tests); default real network.
         concurrency: Deliveries in flight at once.
     """
 
     def __init__(
-        self, store: Store, *, transport: httpx.AsyncBaseTransport | None = None, concurrency: int = 8
+        self, store: BillService, *, transport: httpx.AsyncBaseTransport | None = None, concurrency: int = 8
     ) -> None:
         self._store = store
         self._settings = store.settings
+        self.policy = RetryPolicy.from_settings(store.settings)
         self._transport = transport
         self._concurrency = concurrency
         self._client: httpx.AsyncClient | None = None
@@ -68,7 +98,7 @@ class Notifier:
         return self._client
 
     async def _deliver(self, delivery: Delivery) -> None:
-        started_us = to_micros(self._store.now())
+        started_us = self._store.now_us(delivery.site_id)
         merchant = self._settings.merchant_by_site_id(delivery.site_id)
         status_code: int | None = None
         error: str | None = None
@@ -76,7 +106,7 @@ class Notifier:
         try:
             if merchant is None:
                 raise LookupError(f"merchant {delivery.site_id!r} is no longer configured")
-            signature = compute_signature(json.loads(delivery.body), secret=merchant.secret_key)
+            signature = compute_signature(delivery.notification, secret=merchant.secret_key)
             response = await self._http().post(
                 delivery.url,
                 content=delivery.body,
@@ -93,8 +123,15 @@ class Notifier:
         except Exception as exc:  # any failure is a failed attempt, recorded and retried
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         latency_ms = (time.perf_counter() - started) * 1000
+        outcome, retry_in_us = self.policy.verdict(delivery.attempts + 1, status_code)
         self._store.record_attempt(
-            delivery, started_us=started_us, status_code=status_code, latency_ms=latency_ms, error=error
+            delivery,
+            started_us=started_us,
+            status_code=status_code,
+            latency_ms=latency_ms,
+            error=error,
+            outcome=outcome,
+            retry_in_us=retry_in_us,
         )
         logger.info(
             "notification %s bill=%s status=%s attempt=%d -> %s (%.1f ms)",

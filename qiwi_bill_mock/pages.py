@@ -813,7 +813,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         invoice_uid = parse_invoice_uid(params)
         options = parse_form_options(params)
         bill = find(invoice_uid)
-        status, text = render_bill_page(_view(bill), options, now=ctx.store.now(), root=_root(request))
+        status, text = render_bill_page(_view(bill), options, now=ctx.store.now(bill.site_id), root=_root(request))
         return _html(text, status)
 
     async def read_form_body(request: Request) -> dict[str, str]:
@@ -833,7 +833,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
 
     def refuse_unless_waiting(bill: Bill, options: FormOptions, root: str, action: str) -> Response | None:
         view = _view(bill)
-        status = effective_status(view, options, ctx.store.now())
+        status = effective_status(view, options, ctx.store.now(bill.site_id))
         if status == "WAITING":
             return None
         note = f"Nothing was done: this bill is {status.lower()} and cannot be {action}."
@@ -895,7 +895,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         if existing is None:
             if params.amount is None:
                 return _html(render_amount_page(items, root=root, embedded=params.options.embedded))
-            now = store.now()
+            now = store.now(merchant.site_id)
             expiration = min(params.lifetime or now + _MAX_LIFETIME, now + _MAX_LIFETIME)
             expiration = expiration.astimezone(MOSCOW_TZ).replace(microsecond=0)
             draft = BillDraft(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -189,12 +190,16 @@ class Settings:
     Args:
         merchants: The merchants; with none, one `demo_merchant()` with random keys is created.
         public_url: Base URL of the mock as customers reach it; `payUrl` is `{public_url}/form/?invoice_uid=...`.
+            `None` (the default): the scheme and `Host` of each API request, so `payUrl` points where the client
+            reached the mock (a random port included).
         db_path: SQLite file; `None` keeps everything in memory (lost on exit, one process only).
         db_owner: This store alone uses `db_path` (the CLI with one worker): reads then skip checking for other
             connections' commits. Enforced: an owner holds an exclusive lock on `<db_path>-lock`, every other
             store a shared one, and a store that cannot get its lock refuses to open (`DatabaseInUse`).
         strict_idempotency: A repeated create with a different body answers 409 instead of the stored bill.
-        empty_unauthorized_body: 401 with an empty body, as the real service sometimes did.
+        unauthorized_body: The 401 answer's body: `"empty"` (the default: what QIWI's Java SDK's live test expects,
+            see `errors.py`) or `"json"` (QIWI's `auth.unauthorized` error body).
+        empty_unauthorized_body: Deprecated: `True` is `unauthorized_body="empty"`, `False` `"json"`.
         accepted_currencies: Currencies a bill may be issued in (QIWI P2P: RUB and KZT).
         notify_statuses: Bill statuses that send a notification (documented: PAID only).
         retry_schedule: Delays, in seconds before scaling, between delivery attempts.
@@ -208,11 +213,12 @@ class Settings:
     """
 
     merchants: tuple[Merchant, ...] = field(factory=tuple, converter=_to_merchants)
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str | None = None
     db_path: str | None = None
     db_owner: bool = False
     strict_idempotency: bool = False
-    empty_unauthorized_body: bool = False
+    unauthorized_body: str = field(default="empty", validator=validators.in_(("empty", "json")))
+    empty_unauthorized_body: bool | None = None
     accepted_currencies: frozenset[str] = field(default=frozenset({"RUB", "KZT"}), converter=_to_frozenset)
     notify_statuses: frozenset[str] = field(default=frozenset({"PAID"}), converter=_to_frozenset)
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
@@ -225,6 +231,14 @@ class Settings:
     broken: frozenset[str] = field(factory=frozenset, converter=_to_frozenset)
 
     def __attrs_post_init__(self) -> None:
+        if self.empty_unauthorized_body is not None:
+            warnings.warn(
+                "Settings(empty_unauthorized_body=...) is deprecated; use unauthorized_body='empty' or 'json'",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "unauthorized_body", "empty" if self.empty_unauthorized_body else "json")
+            object.__setattr__(self, "empty_unauthorized_body", None)
         unknown = self.broken - BROKEN_BEHAVIOURS
         if unknown:
             known = ", ".join(sorted(BROKEN_BEHAVIOURS))
@@ -267,7 +281,7 @@ class Settings:
             "db_path": self.db_path,
             "db_owner": self.db_owner,
             "strict_idempotency": self.strict_idempotency,
-            "empty_unauthorized_body": self.empty_unauthorized_body,
+            "unauthorized_body": self.unauthorized_body,
             "accepted_currencies": sorted(self.accepted_currencies),
             "notify_statuses": sorted(self.notify_statuses),
             "retry_schedule": list(self.retry_schedule),

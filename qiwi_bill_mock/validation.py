@@ -5,9 +5,16 @@ the package (`qiwi_bill_mock/openapi/`) when that copy is shipped. One jsonschem
 compiled per request body and path parameter at start-up; validating a body costs microseconds,
 where openapi-core per request costs 4-8 ms (docs/sources.md, Toolchain pitfalls).
 
-Failures map to QIWI's codes (docs/sources.md): unreadable JSON or wrong JSON types →
-`http.message.conversion.failed` (the P2P docs' create-error sample); invalid values →
-`validation.error` with `cause` `{field: [message]}`.
+Failures raise the `errors` exceptions (docs/sources.md): unreadable JSON or wrong JSON types →
+`Unreadable` (`http.message.conversion.failed`, the P2P docs' create-error sample); invalid values →
+`InvalidValues` (`validation.error` with `cause` `{field: [message]}`).
+
+JSON `null` means "absent" (issue 13): QIWI's Java SDK 1.5.0 (Jackson) sends `"customFields":{"checkoutReferer":
+null}`, the .NET SDK `"themeCode":null`, pyqiwip2p 2.0.7 `"customer":{"phone":null}` (qiwi-sdks.md), and the real
+(Java/Jackson) service read them as absent. `strip_nulls` drops every `null` member BEFORE the schema is applied,
+so an optional `null` is accepted and a required one gets the same `validation.error` as a missing one. The
+document stays the truth: this happens when it allows a `null` optional member (`SpecValidators.null_is_absent`,
+probed at start-up); a document that refuses every `null` gets nulls refused.
 """
 
 from __future__ import annotations
@@ -15,42 +22,36 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 import yaml
 
-from qiwi_bill_mock.store import BillDraft
-from qiwi_bill_mock.wire import format_expiration, parse_rfc3339
+from qiwi_bill import parse_datetime
+from qiwi_bill_mock.errors import IncorrectRefundAmount, InvalidValues, Unreadable
+from qiwi_bill_mock.models import BillDraft
+from qiwi_bill_mock.rules import round_json_amount
+from qiwi_bill_mock.wire import format_expiration
 
 __all__ = [
     "MAX_BODY_BYTES",
-    "RefundAmountNotPositive",
-    "RequestInvalid",
     "SpecValidators",
     "check_json_content_type",
     "draft_from_body",
     "find_spec",
     "load_validators",
+    "parse_expiration",
     "parse_json",
     "refund_amount_from_body",
+    "strip_nulls",
 ]
 
 #: Larger bodies are refused as unreadable (a bill body is well under 4 KiB).
 MAX_BODY_BYTES = 1 << 20
 _SPEC_NAME = "qiwi-bill-payments.yaml"
-_CENT = Decimal("0.01")
-
-
-class RequestInvalid(Exception):
-    """The request is unreadable (`conversion=True`) or has invalid values (`cause`)."""
-
-    def __init__(self, *, conversion: bool = False, cause: Mapping[str, list[str]] | None = None) -> None:
-        super().__init__("unreadable request" if conversion else f"invalid request: {dict(cause or {})}")
-        self.conversion = conversion
-        self.cause = dict(cause or {})
 
 
 def find_spec() -> Path:
@@ -63,6 +64,14 @@ def find_spec() -> Path:
         f"{_SPEC_NAME} not found next to the package ({package_dir.parent / 'openapi'}) "
         f"or inside it ({package_dir / 'openapi'})"
     )
+
+
+_PROBE = {"amount": {"value": "1.00", "currency": "RUB"}, "expirationDateTime": "2030-04-13T14:30:00+03:00"}
+_NULL_PROBES: dict[str, Any] = {
+    "comment": None,
+    "customer": None,
+    "customFields": {"checkoutReferer": None},  # QIWI's Java SDK 1.5.0 on every create
+}
 
 
 class SpecValidators:
@@ -78,6 +87,10 @@ class SpecValidators:
 
         self.create_bill = compile_ref("/components/schemas/CreateBillRequest")
         self.create_refund = compile_ref("/components/schemas/CreateRefundRequest")
+        #: The document allows `null` for an optional create member: read every `null` as absent (module docstring).
+        self.null_is_absent = any(
+            self.create_bill.is_valid({**_PROBE, name: value}) for name, value in _NULL_PROBES.items()
+        )
         self.bill_id = compile_ref("/components/parameters/billId/schema")
         self.refund_id = compile_ref("/components/parameters/refundId/schema")
         params = spec["components"]["parameters"]
@@ -91,7 +104,7 @@ class SpecValidators:
         validator = self.bill_id if name == "billId" else self.refund_id
         if not validator.is_valid(value):
             low, high = self.path_limits[name]
-            raise RequestInvalid(cause={name: [f"size must be between {low} and {high}"]})
+            raise InvalidValues({name: [f"size must be between {low} and {high}"]})
 
 
 @functools.cache
@@ -144,7 +157,7 @@ def parse_json(raw: bytes) -> Any:
     """Decode a JSON body exactly: numbers with a fraction become `Decimal`, never float.
 
     Raises:
-        RequestInvalid: (conversion) empty, not UTF-8, not JSON, NaN/Infinity, or too deeply nested.
+        Unreadable: empty, not UTF-8, not JSON, NaN/Infinity, or too deeply nested.
     """
     try:
         text = raw.decode("utf-8")
@@ -154,7 +167,14 @@ def parse_json(raw: bytes) -> Any:
         if "\\u" in text:
             _check_text(value)
     except (ValueError, UnicodeError, RecursionError):
-        raise RequestInvalid(conversion=True) from None
+        raise Unreadable() from None
+    return value
+
+
+def strip_nulls(value: Any) -> Any:
+    """`value` without its `null` object members, at any depth (`null` = absent, see the module docstring)."""
+    if isinstance(value, dict):
+        return {key: strip_nulls(item) for key, item in value.items() if item is not None}
     return value
 
 
@@ -192,43 +212,53 @@ def validate(validator: Any, body: Any) -> None:
         errors = list(validator.iter_errors(body))
     except (ValueError, OverflowError, TypeError):
         # jsonschema-rs cannot represent the value (e.g. a huge exponent): treat it as unreadable.
-        raise RequestInvalid(conversion=True) from None
+        raise Unreadable() from None
     for error in errors:
         if error.kind.name == "type":
             # Spring/Jackson could not bind the body to the DTO: "http.message.conversion.failed" [doc, P2P].
-            raise RequestInvalid(conversion=True)
+            raise Unreadable()
         path = list(error.instance_path)
         if error.kind.name == "required":
             path.append(error.kind.as_dict()["property"])
         cause.setdefault(_field(path), []).append(_message(error.kind))
     if cause:
-        raise RequestInvalid(cause=cause)
+        raise InvalidValues(cause)
 
 
 def _amount(value: Any) -> Decimal:
-    """A schema-valid amount value as an exact Decimal; JSON numbers are rounded DOWN to 2 decimals.
-
-    "округленная в меньшую сторону до 2 десятичных знаков" (reference document, `amount.value`).
-    """
+    """A schema-valid amount value as an exact Decimal (a JSON number rounded by `rules.round_json_amount`)."""
     try:
         if isinstance(value, str):
             return Decimal(value)
-        return Decimal(value).quantize(_CENT, rounding=ROUND_DOWN)
+        return round_json_amount(value)
     except (InvalidOperation, ValueError, TypeError):
-        raise RequestInvalid(cause={"amount.value": ["must be a number with at most 2 decimals"]}) from None
+        raise InvalidValues({"amount.value": ["must be a number with at most 2 decimals"]}) from None
+
+
+def parse_expiration(text: str) -> tuple[datetime, bool]:
+    """A schema-valid `expirationDateTime` (RFC 3339 with an offset): the aware datetime, and whether it had a fraction.
+
+    Raises:
+        InvalidValues: no offset, or not a date-time `qiwi_bill.parse_datetime` can read.
+    """
+    try:
+        moment = parse_datetime(text, require_offset=True, field="expirationDateTime")
+    except ValueError:
+        message = "must be an ISO 8601 date-time with an offset, e.g. 2030-04-13T14:30:00+03:00"
+        raise InvalidValues({"expirationDateTime": [message]}) from None
+    return moment, "." in text[19:] or "," in text[19:]
 
 
 def draft_from_body(validators: SpecValidators, body: Any) -> BillDraft:
     """Validate a create body against the document and turn it into a `BillDraft`.
 
-    Unknown fields are ignored, as the real service ignored them (the SDKs' extra keys).
+    Unknown fields are ignored, as the real service ignored them (the SDKs' extra keys); `null` members are absent.
     """
+    if validators.null_is_absent:
+        body = strip_nulls(body)
     validate(validators.create_bill, body)
     amount = _amount(body["amount"]["value"])
-    try:
-        expiration, with_fraction = parse_rfc3339(body["expirationDateTime"])
-    except ValueError as exc:
-        raise RequestInvalid(cause={"expirationDateTime": [str(exc)]}) from None
+    expiration, with_fraction = parse_expiration(body["expirationDateTime"])
     customer = body.get("customer") or {}
     return BillDraft(
         amount=amount,
@@ -241,10 +271,6 @@ def draft_from_body(validators: SpecValidators, body: Any) -> BillDraft:
     )
 
 
-class RefundAmountNotPositive(RequestInvalid):
-    """A refund of zero or less: `refund.incorrect.amount` per the decision table, not `validation.error`."""
-
-
 def _not_positive(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         return False
@@ -255,19 +281,22 @@ def _not_positive(value: Any) -> bool:
 
 
 def refund_amount_from_body(validators: SpecValidators, body: Any) -> tuple[Decimal, str]:
-    """Validate a refund body; returns the exact amount and currency.
+    """Validate a refund body (`null` members are absent); returns the exact amount and currency.
 
     Raises:
-        RefundAmountNotPositive: the body is valid but for an amount of zero or less (legacy rule: the refund
+        IncorrectRefundAmount: the body is valid but for an amount of zero or less (legacy rule: the refund
             amount must be positive; the only documented refund error is `refund.incorrect.amount`).
-        RequestInvalid: any other problem.
+        InvalidValues: invalid values.
+        Unreadable: unreadable body.
     """
+    if validators.null_is_absent:
+        body = strip_nulls(body)
     try:
         validate(validators.create_refund, body)
-    except RequestInvalid as exc:
+    except InvalidValues as exc:
         amount = body.get("amount") if isinstance(body, dict) else None
         value = amount.get("value") if isinstance(amount, dict) else None
-        if not exc.conversion and set(exc.cause) == {"amount.value"} and _not_positive(value):
-            raise RefundAmountNotPositive(cause={"amount": ["the refund amount must be positive"]}) from None
+        if set(exc.cause) == {"amount.value"} and _not_positive(value):
+            raise IncorrectRefundAmount("the refund amount must be positive") from None
         raise
     return _amount(body["amount"]["value"]), body["amount"]["currency"]

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from qiwi_bill import MOSCOW_TZ, format_datetime, normalize_amount
+from qiwi_bill_mock.models import from_micros, to_micros
+
 if TYPE_CHECKING:
-    from qiwi_bill_mock.store import Bill, Refund
+    from qiwi_bill_mock.models import Bill, Refund
 
 __all__ = [
-    "MOSCOW",
     "bill_to_wire",
     "dumps",
     "format_amount",
@@ -28,103 +28,27 @@ __all__ = [
     "format_timestamp",
     "from_micros",
     "notification_body",
-    "parse_rfc3339",
     "pay_url",
     "refund_to_wire",
+    "signed_fields",
     "to_micros",
 ]
-
-# Moscow has been UTC+3 all year since 2014-10-26; every capture shows +03:00.
-MOSCOW = timezone(timedelta(hours=3))
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
-    re.ASCII,
-)
-
-
-def to_micros(moment: datetime) -> int:
-    """Aware datetime → integer microseconds since the epoch (exact, no float)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("naive datetime: the mock only works with timezone-aware datetimes")
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int, tz: timezone = UTC) -> datetime:
-    """Inverse of `to_micros`."""
-    return (_EPOCH + timedelta(microseconds=micros)).astimezone(tz)
-
-
-def _format(moment: datetime, *, millis: bool, offset: bool) -> str:
-    text = (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    )
-    if millis:
-        text += f".{moment.microsecond // 1000:03d}"
-    if offset:
-        delta = moment.utcoffset() or timedelta(0)
-        minutes = int(delta.total_seconds()) // 60
-        sign = "-" if minutes < 0 else "+"
-        minutes = abs(minutes)
-        text += f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-    return text
 
 
 @functools.lru_cache(maxsize=8192)
 def format_timestamp(micros: int, *, offset: bool = True) -> str:
     """Server timestamp as QIWI wrote it: Moscow time, milliseconds, `+03:00` (cached: bills are read often)."""
-    return _format(from_micros(micros, MOSCOW), millis=True, offset=offset)
-
-
-def parse_rfc3339(text: str) -> tuple[datetime, bool]:
-    """Parse an RFC 3339 date-time (offset required, any fraction length).
-
-    Returns:
-        The aware datetime (fraction truncated to microseconds) and whether a fraction was sent.
-
-    Raises:
-        ValueError: not RFC 3339 with an offset, or out of Python's datetime range.
-    """
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        raise ValueError("must be an ISO 8601 date-time with an offset, e.g. 2030-04-13T14:30:00+03:00")
-    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
-    if text[10] == "T" and zulu != "z" and (fraction is None or len(fraction) in (3, 6)):
-        # The shapes clients send (`2030-04-13T14:30:00+03:00`, `.123`): the C parser reads them exactly.
-        try:
-            moment = datetime.fromisoformat(text)
-            to_micros(moment)  # instants near year 1 or 9999 overflow in UTC
-        except (ValueError, OverflowError):
-            pass  # the general path below says why
-        else:
-            return moment, fraction is not None
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    if zulu:
-        tz = UTC
-    else:
-        delta = timedelta(hours=int(off_h), minutes=int(off_m))
-        if delta >= timedelta(hours=24):
-            raise ValueError("offset out of range")
-        tz = timezone(-delta if sign == "-" else delta)
-    try:
-        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz)
-        to_micros(moment)  # instants near year 1 or 9999 overflow in UTC
-    except OverflowError:
-        raise ValueError("date-time out of range") from None
-    return moment, fraction is not None
+    text = format_datetime(from_micros(micros), tz=MOSCOW_TZ, timespec="milliseconds")
+    return text if offset else text[:-6]
 
 
 def format_expiration(moment: datetime, *, with_fraction: bool) -> str:
     """`expirationDateTime` echoed in the offset and precision it was sent with (ms at most)."""
-    return _format(moment, millis=with_fraction, offset=True)
+    return format_datetime(moment, timespec="milliseconds" if with_fraction else "seconds")
 
 
-def format_amount(value: Decimal) -> str:
-    """Exact 2-decimal string (`"10.00"`), as every capture since 2018 shows."""
-    return f"{value.quantize(Decimal('0.01')):f}"
+#: Exact 2-decimal string (`"10.00"`), as every capture since 2018 shows (`qiwi_bill`'s spelling rule).
+format_amount = normalize_amount
 
 
 def pay_url(public_url: str, invoice_uid: str) -> str:
@@ -177,3 +101,20 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON."""
     return _COMPACT.encode(obj).encode()
+
+
+def signed_fields(*, site_id: str, bill_id: str, currency: str, amount: str, status: str) -> dict[str, Any]:
+    """The notification's signed members, in its own shape (what `qiwi_bill.compute_signature` reads).
+
+    `X-Api-Signature-SHA256` covers `amount.currency|amount.value|billId|siteId|status.value` (bill-payments-docs,
+    notifications); the notifier signs this model, never a re-parsed body.
+    """
+    return {
+        "bill": {
+            "siteId": site_id,
+            "billId": bill_id,
+            "amount": {"currency": currency, "value": amount},
+            "status": {"value": status},
+        },
+        "version": "1",
+    }

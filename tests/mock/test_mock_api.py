@@ -200,7 +200,10 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     "headers",
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": SECRET}, {"Authorization": "Basic " + SECRET}],
 )
-async def test_auth_comes_before_existence(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+@pytest.mark.parametrize("body_setting", ["json", "empty"])
+async def test_auth_comes_before_existence(clock: FakeClock, headers: dict[str, str], body_setting: str) -> None:
+    app = create_app(make_settings(unauthorized_body=body_setting), clock=clock)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mock.test")
     await client.put(f"{BILLS}/b1", json=bill_body(), headers=AUTH)
     for method, url in [
         ("GET", f"{BILLS}/b1"),
@@ -216,8 +219,13 @@ async def test_auth_comes_before_existence(client: httpx.AsyncClient, headers: d
         ("POST", "/_mock/clock/advance"),
     ]:
         response = await client.request(method, url, headers={**headers, "Content-Type": "text/plain"}, content=b"{")
+        if body_setting == "empty":  # the default: every 401 is the same empty answer
+            assert (response.status_code, response.content) == (401, b"")
+            assert response.headers["X-Trace-Id"]
+            continue
         body = assert_error(response, 401, "auth.unauthorized")
         assert body["description"] == "Неверные аутентификационные данные"
+    await client.aclose()
 
 
 async def test_bearer_scheme_is_case_insensitive(client: httpx.AsyncClient) -> None:
@@ -450,12 +458,23 @@ async def test_controls_pay_expire_clock_notifications_reset(client: httpx.Async
     assert (await client.get(f"{BILLS}/b1", headers=AUTH)).status_code == 404
 
 
-async def test_empty_unauthorized_body_option(clock: FakeClock) -> None:
-    app = create_app(make_settings(empty_unauthorized_body=True), clock=clock)
+async def test_the_401_body_is_empty_by_default(client: httpx.AsyncClient) -> None:
+    # qiwi-api-semantics.md ("401 can have an empty body"), Java SDK #26 and its testClientWithIncorrectSecretKey.
+    response = await client.get(f"{BILLS}/b1")
+    assert (response.status_code, response.content) == (401, b"")
+
+
+@pytest.mark.parametrize(("old", "new"), [(True, "empty"), (False, "json")])
+async def test_the_former_empty_unauthorized_body_setting_still_works(clock: FakeClock, old: bool, new: str) -> None:
+    with pytest.warns(DeprecationWarning, match="unauthorized_body"):
+        settings = make_settings(empty_unauthorized_body=old)
+    assert settings.unauthorized_body == new
+    assert Settings.from_json(settings.to_json()).unauthorized_body == new
+    app = create_app(settings, clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await client.get(f"{BILLS}/b1")
         assert response.status_code == 401
-        assert response.content == b""
+        assert (response.content == b"") is old
 
 
 async def _broken_client(*broken: str) -> tuple[httpx.AsyncClient, Starlette]:

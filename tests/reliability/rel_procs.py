@@ -133,13 +133,13 @@ class MockProcess(_TestingMockProcess):
             return -9
 
     def access_statuses(self) -> list[int]:
-        """HTTP statuses from the mock's access log lines (`<trace> METHOD PATH STATUS 1.23ms`)."""
+        """HTTP statuses from the mock's access log lines (`<trace> METHOD PATH STATUS 1.23ms [errorCode]`)."""
         statuses = []
         for line in self.output.splitlines():
             if " qiwi_bill_mock.access: " in line:
-                parts = line.rsplit(" ", 2)
-                if len(parts) == 3 and parts[1].isdigit():
-                    statuses.append(int(parts[1]))
+                parts = line.split(" qiwi_bill_mock.access: ", 1)[1].split(" ")
+                if len(parts) >= 5 and parts[3].isdigit():
+                    statuses.append(int(parts[3]))
         return statuses
 
 

@@ -53,6 +53,7 @@ def secure_mock(module_mock_factory: Any, tmp_path_factory: pytest.TempPathFacto
     tmp = tmp_path_factory.mktemp("security")
     config = write_config(tmp / "m.toml", notify_url=merchant.url)
     args = ["--db", str(tmp / "m.db"), "--config", str(config), "--workers", "2", "--log-level", "debug"]
+    args += ["--unauthorized-body", "json"]  # the 401s below are compared body by body (the default is empty)
     return module_mock_factory(args)
 
 

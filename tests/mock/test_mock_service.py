@@ -1,4 +1,4 @@
-"""The state machine and its persistence, without HTTP."""
+"""The service facade (the state machine, the rules it applies) and its storage, without HTTP."""
 
 from __future__ import annotations
 
@@ -13,19 +13,24 @@ import pytest
 from hypothesis import given, strategies as st
 from mock_helpers import OTHER_SITE, SITE, FakeClock, make_settings, sequential_ids
 
-from qiwi_bill_mock import store as store_module
+from qiwi_bill_mock import dbfile, service as service_module
 from qiwi_bill_mock.context import GroupCommit
-from qiwi_bill_mock.store import (
+from qiwi_bill_mock.errors import (
     BillConflict,
-    BillDraft,
     BillNotFound,
-    DraftInvalid,
     IncorrectRefundAmount,
+    InvalidValues,
     RefundConflict,
-    Store,
     WrongBillStatus,
 )
-from qiwi_bill_mock.wire import bill_to_wire, format_timestamp, parse_rfc3339, to_micros
+from qiwi_bill_mock.models import BillDraft
+from qiwi_bill_mock.notifier import RetryPolicy
+from qiwi_bill_mock.service import BillService as Store
+from qiwi_bill_mock.storage import DatabaseInUse
+from qiwi_bill_mock.validation import draft_from_body, load_validators, parse_expiration
+from qiwi_bill_mock.wire import bill_to_wire, format_timestamp, to_micros
+
+DraftInvalid = InvalidValues
 
 
 def draft(clock: FakeClock, *, amount: str = "10.00", days: float = 1, currency: str = "RUB", **kw) -> BillDraft:
@@ -45,7 +50,7 @@ def store(clock: FakeClock) -> Store:
 
 
 def test_exported_names() -> None:
-    assert set(store_module.__all__) <= set(dir(store_module))
+    assert set(service_module.__all__) <= set(dir(service_module))
 
 
 def test_create_then_get_returns_waiting_bill(store: Store, clock: FakeClock) -> None:
@@ -124,7 +129,7 @@ def test_pay_reject_expire_transitions(store: Store, clock: FakeClock) -> None:
         store.pay_bill(SITE, "rejected")
     with pytest.raises(WrongBillStatus):
         store.reject_bill(SITE, "expired")
-    with pytest.raises(ValueError, match="paySource"):
+    with pytest.raises(InvalidValues, match="paySource"):
         store.pay_bill(SITE, "paid", pay_source="bitcoin")
 
 
@@ -155,13 +160,30 @@ def test_expiry_lag_is_scaled(clock: FakeClock) -> None:
 
 
 def test_advance_clock_moves_the_mock_clock(store: Store, clock: FakeClock) -> None:
-    before = store.now()
-    after = store.advance_clock(3600)
+    before = store.now(SITE)
+    after = store.advance_clock(3600, site_id=SITE)
     assert after - before == timedelta(hours=1)
-    with pytest.raises(ValueError, match="non-negative"):
-        store.advance_clock(-1)
+    with pytest.raises(InvalidValues, match="non-negative"):
+        store.advance_clock(-1, site_id=SITE)
     store.reset(SITE)
-    assert store.now() == clock()
+    assert store.now(SITE) == clock()
+
+
+def test_each_merchant_has_its_own_clock(store: Store, clock: FakeClock) -> None:
+    store.create_bill(SITE, "a", draft(clock, days=1))
+    store.create_bill(OTHER_SITE, "b", draft(clock, days=1))
+    store.advance_clock(2 * 86400, site_id=OTHER_SITE)
+    assert store.now(OTHER_SITE) - store.now(SITE) == timedelta(days=2)
+    assert store.now(SITE) == store.now() == clock()  # nobody moved SITE's clock: it runs on the injected one
+    assert store.sweep_expired() == 1
+    assert store.get_bill(OTHER_SITE, "b").status == "EXPIRED"  # type: ignore[union-attr]
+    assert store.get_bill(SITE, "a").status == "WAITING"  # type: ignore[union-attr]
+    # "In the future" is checked on the merchant's own clock.
+    with pytest.raises(InvalidValues, match="expirationDateTime"):
+        store.create_bill(OTHER_SITE, "c", draft(clock, days=1))
+    store.create_bill(SITE, "c", draft(clock, days=1))
+    store.reset(OTHER_SITE)
+    assert store.now(OTHER_SITE) == clock()
 
 
 def test_refunds_partial_then_full(store: Store, clock: FakeClock) -> None:
@@ -182,7 +204,8 @@ def test_refunds_partial_then_full(store: Store, clock: FakeClock) -> None:
     assert last.status == "FULL"
     with pytest.raises(IncorrectRefundAmount):
         store.create_refund(SITE, "b", "r3", amount=Decimal("0.01"), currency="RUB")
-    assert [r.refund_id for r in store.list_refunds(SITE, "b")] == ["r1", "r2"]
+    assert store.get_refund(SITE, "b", "r1") == first
+    assert store.get_refund(SITE, "b", "r2") == last
     assert store.get_refund(SITE, "b", "nope") is None
     with pytest.raises(BillNotFound):
         store.create_refund(SITE, "nope", "r", amount=Decimal("1"), currency="RUB")
@@ -211,13 +234,28 @@ def test_retry_schedule_then_failure(clock: FakeClock) -> None:
     )
     store.create_bill(SITE, "p", draft(clock))
     store.pay_bill(SITE, "p")
+    policy = RetryPolicy.from_settings(store.settings)  # the notifier's policy: it decides, the service records
     for expected_delay in (30, 60):
         (delivery,) = store.claim_due_deliveries()
-        store.record_attempt(delivery, started_us=to_micros(clock()), status_code=500, latency_ms=1.0, error="HTTP 500")
+        outcome, retry_in_us = policy.verdict(delivery.attempts + 1, 500)
+        assert (outcome, retry_in_us) == ("pending", expected_delay * 1_000_000)
+        store.record_attempt(
+            delivery,
+            started_us=to_micros(clock()),
+            status_code=500,
+            latency_ms=1.0,
+            error="HTTP 500",
+            outcome=outcome,
+            retry_in_us=retry_in_us,
+        )
         assert store.claim_due_deliveries() == []
         clock.advance(expected_delay)
     (delivery,) = store.claim_due_deliveries()
-    store.record_attempt(delivery, started_us=to_micros(clock()), status_code=None, latency_ms=2.0, error="boom")
+    assert policy.verdict(delivery.attempts + 1, None) == ("failed", 0)
+    assert policy.verdict(1, 200) == ("delivered", 0)
+    store.record_attempt(
+        delivery, started_us=to_micros(clock()), status_code=None, latency_ms=2.0, error="boom", outcome="failed"
+    )
     (record,) = store.list_deliveries(SITE)
     assert record["state"] == "failed"
     assert [a["statusCode"] for a in record["attempts"]] == [500, 500, None]
@@ -293,7 +331,7 @@ def test_concurrent_reject_and_pay_end_in_one_final_status(tmp_path: Path, clock
 
 
 def test_wire_shape_and_key_order(store: Store, clock: FakeClock) -> None:
-    expiration, with_fraction = parse_rfc3339("2030-04-13T14:30:00.123456789+05:00")
+    expiration, with_fraction = parse_expiration("2030-04-13T14:30:00.123456789+05:00")
     assert with_fraction
     body = BillDraft(
         amount=Decimal("10"),
@@ -319,10 +357,17 @@ def test_wire_shape_and_key_order(store: Store, clock: FakeClock) -> None:
     assert wire["creationDateTime"] == format_timestamp(to_micros(clock())) == "2026-03-01T12:00:00.000+03:00"
 
 
-@pytest.mark.parametrize("text", ["2030-01-01T00:00:00", "2030-01-01T00:00:00+0300", "0000-01-01T00:00:00Z", "x"])
-def test_parse_rfc3339_refuses_what_qiwi_refused(text: str) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - the message varies by case
-        parse_rfc3339(text)
+@pytest.mark.parametrize("text", ["2030-01-01T00:00:00", "0000-01-01T00:00:00Z", "x"])
+def test_parse_expiration_refuses_what_qiwi_refused(text: str) -> None:
+    with pytest.raises(InvalidValues, match="expirationDateTime"):
+        parse_expiration(text)
+
+
+@pytest.mark.parametrize("text", ["2030-01-01T00:00:00+0300", "2030-01-01T00:00:00+03", "2030-01-01 00:00:00Z"])
+def test_the_spec_refuses_date_times_that_are_not_rfc_3339(text: str) -> None:
+    body = {"amount": {"value": "1.00", "currency": "RUB"}, "expirationDateTime": text}
+    with pytest.raises(InvalidValues, match="expirationDateTime"):
+        draft_from_body(load_validators(), body)
 
 
 @given(
@@ -330,17 +375,15 @@ def test_parse_rfc3339_refuses_what_qiwi_refused(text: str) -> None:
     offset_minutes=st.integers(min_value=-1439, max_value=1439),
     timespec=st.sampled_from(["seconds", "milliseconds", "microseconds"]),
 )
-def test_parse_rfc3339_reads_the_common_shapes_exactly(moment: datetime, offset_minutes: int, timespec: str) -> None:
-    # The shapes clients send take a fast path (datetime.fromisoformat): same instant, offset and fraction flag as
-    # the general one, which reads the same text written with a lowercase separator.
+def test_parse_expiration_reads_the_common_shapes_exactly(moment: datetime, offset_minutes: int, timespec: str) -> None:
     micro = {"seconds": 0, "milliseconds": moment.microsecond // 1000 * 1000}.get(timespec, moment.microsecond)
     aware = moment.replace(microsecond=micro, tzinfo=timezone(timedelta(minutes=offset_minutes)))
     text = aware.isoformat(timespec=timespec)
-    fast, fast_fraction = parse_rfc3339(text)
-    general, general_fraction = parse_rfc3339(text.replace("T", "t"))
-    assert fast == general == aware
-    assert fast.utcoffset() == general.utcoffset() == timedelta(minutes=offset_minutes)
-    assert fast_fraction == general_fraction == (timespec != "seconds")
+    for spelling in (text, text.replace("T", "t")):
+        parsed, fraction = parse_expiration(spelling)
+        assert parsed == aware
+        assert parsed.utcoffset() == timedelta(minutes=offset_minutes)
+        assert fraction == (timespec != "seconds")
 
 
 def test_a_naive_clock_is_refused_at_once() -> None:
@@ -353,7 +396,7 @@ def test_a_naive_clock_is_refused_at_once() -> None:
 
 def test_a_batch_commits_once_and_keeps_each_operations_outcome(tmp_path: Path, clock: FakeClock) -> None:
     store = Store(make_settings(db_path=str(tmp_path / "mock.db")), clock=clock)
-    before = store._commits
+    before = store.database.commits
     results = store.run_batch(
         [
             lambda: store.create_bill(SITE, "a", draft(clock)),
@@ -362,7 +405,7 @@ def test_a_batch_commits_once_and_keeps_each_operations_outcome(tmp_path: Path, 
             lambda: store.reject_bill(SITE, "missing"),
         ]
     )
-    assert store._commits == before + 1
+    assert store.database.commits == before + 1
     (first, created), failed, (again, created_again), missing = results
     assert created
     assert not created_again
@@ -389,13 +432,13 @@ def test_an_operation_failing_after_its_writes_is_undone_alone(store: Store, clo
 async def test_concurrent_writes_of_one_loop_pass_share_a_commit(clock: FakeClock) -> None:
     store = Store(make_settings(), clock=clock)
     group = GroupCommit(store)
-    before = store._commits
+    before = store.database.commits
     results = await asyncio.gather(
         *(group.run(lambda n=n: store.create_bill(SITE, f"b{n}", draft(clock))) for n in range(8)),
         group.run(lambda: store.reject_bill(SITE, "missing")),
         return_exceptions=True,
     )
-    assert store._commits == before + 1
+    assert store.database.commits == before + 1
     assert all(created for _, created in results[:8])  # type: ignore[misc]
     assert isinstance(results[8], BillNotFound)
 
@@ -415,15 +458,15 @@ def test_cached_bill_versions_see_another_connections_commit(tmp_path: Path, clo
 def test_an_owned_file_refuses_other_stores(tmp_path: Path, clock: FakeClock) -> None:
     path = str(tmp_path / "mock.db")
     owner = Store(make_settings(db_path=path, db_owner=True), clock=clock)
-    with pytest.raises(store_module.DatabaseInUse, match="owned by another"):
+    with pytest.raises(DatabaseInUse, match="owned by another"):
         Store(make_settings(db_path=path), clock=clock)
-    with pytest.raises(store_module.DatabaseInUse, match="in use by another"):
+    with pytest.raises(DatabaseInUse, match="in use by another"):
         Store(make_settings(db_path=path, db_owner=True), clock=clock)
     bill, _ = owner.create_bill(SITE, "b", draft(clock))
     assert owner.bill_version(SITE, "b") == (bill.invoice_uid, "WAITING", bill.changed_us)
     owner.close()
     shared = Store(make_settings(db_path=path), clock=clock)  # free again once the owner closed
-    with pytest.raises(store_module.DatabaseInUse, match="in use by another"):
+    with pytest.raises(DatabaseInUse, match="in use by another"):
         Store(make_settings(db_path=path, db_owner=True), clock=clock)
     assert shared.get_bill(SITE, "b") == bill
 
@@ -431,7 +474,7 @@ def test_an_owned_file_refuses_other_stores(tmp_path: Path, clock: FakeClock) ->
 def test_the_wal_is_checkpointed_in_the_background(
     tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module._Checkpointer, "INTERVAL", 0.5)
+    monkeypatch.setattr(dbfile.Checkpointer, "INTERVAL", 0.5)
     path = tmp_path / "mock.db"
     store = Store(make_settings(db_path=str(path)), clock=clock)
     size = path.stat().st_size
@@ -456,8 +499,8 @@ def test_the_wal_starts_over_under_continuous_writes(
 ) -> None:
     # PASSIVE checkpoints alone never catch up with a steady stream of commits, and the WAL then never starts over
     # (it grows without end); the checkpointer's RESTART makes it start over (here every half second).
-    monkeypatch.setattr(store_module._Checkpointer, "INTERVAL", 0.5)
-    monkeypatch.setattr(store_module._Checkpointer, "RESTART_FRAMES", 1000)
+    monkeypatch.setattr(dbfile.Checkpointer, "INTERVAL", 0.5)
+    monkeypatch.setattr(dbfile.Checkpointer, "RESTART_FRAMES", 1000)
     path = tmp_path / "mock.db"
     store = Store(make_settings(db_path=str(path)), clock=clock)
     store.create_bill(SITE, "first", draft(clock))
