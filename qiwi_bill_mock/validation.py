@@ -241,6 +241,16 @@ def parse_expiration(text: str) -> tuple[datetime, bool]:
     Raises:
         InvalidValues: no offset, or not a date-time `qiwi_bill.parse_datetime` can read.
     """
+    if text[10:11] == "T" and text[-1:] != "z":
+        # The spelling every SDK sends (`2030-04-13T14:30:00+03:00`, `.123`): the C parser reads it exactly, and
+        # about 5 us faster per create than the general parser below (`python -m bench.profile put`).
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if moment.utcoffset() is not None:
+                return moment, "." in text[19:]
     try:
         moment = parse_datetime(text, require_offset=True, field="expirationDateTime")
     except ValueError:
