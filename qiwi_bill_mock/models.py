@@ -14,7 +14,7 @@ from typing import Any
 
 from attrs import define, field
 
-__all__ = ["Bill", "BillDraft", "Delivery", "Refund", "from_micros", "to_micros"]
+__all__ = ["Attempt", "Bill", "BillDraft", "Delivery", "Refund", "from_micros", "to_micros"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -134,3 +134,13 @@ class Delivery:
     body: bytes
     attempts: int
     notification: Mapping[str, Any]
+
+
+@define(frozen=True, kw_only=True)
+class Attempt:
+    """One delivery attempt as the notifier saw it: when it started, the merchant's answer, how long it took."""
+
+    started_us: int
+    status_code: int | None
+    latency_ms: float
+    error: str | None

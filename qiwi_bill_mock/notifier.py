@@ -21,7 +21,7 @@ import time
 import httpx
 
 from qiwi_bill import SIGNATURE_HEADER, compute_signature
-from qiwi_bill_mock.models import Delivery
+from qiwi_bill_mock.models import Attempt, Delivery
 from qiwi_bill_mock.service import BillService
 from qiwi_bill_mock.settings import Settings
 
@@ -124,15 +124,8 @@ class Notifier:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         latency_ms = (time.perf_counter() - started) * 1000
         outcome, retry_in_us = self.policy.verdict(delivery.attempts + 1, status_code)
-        self._store.record_attempt(
-            delivery,
-            started_us=started_us,
-            status_code=status_code,
-            latency_ms=latency_ms,
-            error=error,
-            outcome=outcome,
-            retry_in_us=retry_in_us,
-        )
+        attempt = Attempt(started_us=started_us, status_code=status_code, latency_ms=latency_ms, error=error)
+        self._store.record_attempt(delivery, attempt, outcome=outcome, retry_in_us=retry_in_us)
         logger.info(
             "notification %s bill=%s status=%s attempt=%d -> %s (%.1f ms)",
             delivery.id,

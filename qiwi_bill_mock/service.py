@@ -30,7 +30,7 @@ from typing import Any
 
 from qiwi_bill_mock import rules
 from qiwi_bill_mock.errors import BillConflict, BillNotFound, InvalidValues, RefundConflict
-from qiwi_bill_mock.models import Bill, BillDraft, Delivery, Refund, from_micros, to_micros
+from qiwi_bill_mock.models import Attempt, Bill, BillDraft, Delivery, Refund, from_micros, to_micros
 from qiwi_bill_mock.settings import Merchant, Settings
 from qiwi_bill_mock.storage import Database, Tables
 from qiwi_bill_mock.wire import dumps, format_timestamp, notification_body
@@ -340,29 +340,12 @@ class BillService:
         with self.database.write() as tables:
             return tables.claim_deliveries(self.clock_us(), limit=limit, lease_seconds=lease_seconds)
 
-    def record_attempt(
-        self,
-        delivery: Delivery,
-        *,
-        started_us: int,
-        status_code: int | None,
-        latency_ms: float,
-        error: str | None,
-        outcome: str,
-        retry_in_us: int = 0,
-    ) -> None:
+    def record_attempt(self, delivery: Delivery, attempt: Attempt, *, outcome: str, retry_in_us: int = 0) -> None:
         """Record one attempt with the notifier's verdict: `delivered`, `failed`, or `pending` (in `retry_in_us`)."""
         with self.database.write() as tables:
-            next_us = self.clock_us() + tables.clock_offset(delivery.site_id)
-            tables.record_attempt(
-                delivery,
-                started_us=started_us,
-                status_code=status_code,
-                latency_ms=latency_ms,
-                error=error,
-                state=outcome,
-                next_us=next_us + retry_in_us if outcome == "pending" else next_us,
-            )
+            now_us = self.clock_us() + tables.clock_offset(delivery.site_id)
+            next_us = now_us + retry_in_us if outcome == "pending" else now_us
+            tables.record_attempt(delivery, attempt, state=outcome, next_us=next_us)
 
     def release_leases(self, delivery_ids: Sequence[int]) -> None:
         """Give deliveries back (clean shutdown mid-attempt), so a restart resumes them at once."""

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from qiwi_bill_mock.dbfile import Checkpointer, DatabaseInUse, claim_file
-from qiwi_bill_mock.models import Bill, Delivery, Refund
+from qiwi_bill_mock.models import Attempt, Bill, Delivery, Refund
 from qiwi_bill_mock.wire import signed_fields
 
 __all__ = ["Database", "DatabaseInUse", "Tables"]
@@ -351,41 +351,34 @@ class Tables:
         self._conn.executemany(
             "UPDATE outbox SET lease_until = ? WHERE id = ?", [(wall + lease_seconds, row[0]) for row in rows]
         )
-        return [
-            Delivery(
-                id=r[0],
-                site_id=r[1],
-                bill_id=r[2],
-                event_status=r[3],
-                url=r[6],
-                body=bytes(r[7]),
-                attempts=r[8],
-                notification=signed_fields(site_id=r[1], bill_id=r[2], currency=r[4], amount=r[5], status=r[3]),
+        deliveries = []
+        for delivery_id, site_id, bill_id, status, currency, amount, url, body, attempts in rows:
+            signed = signed_fields(site_id=site_id, bill_id=bill_id, currency=currency, amount=amount, status=status)
+            deliveries.append(
+                Delivery(
+                    id=delivery_id,
+                    site_id=site_id,
+                    bill_id=bill_id,
+                    event_status=status,
+                    url=url,
+                    body=bytes(body),
+                    attempts=attempts,
+                    notification=signed,
+                )
             )
-            for r in rows
-        ]
+        return deliveries
 
-    def record_attempt(
-        self,
-        delivery: Delivery,
-        *,
-        started_us: int,
-        status_code: int | None,
-        latency_ms: float,
-        error: str | None,
-        state: str,
-        next_us: int,
-    ) -> None:
+    def record_attempt(self, delivery: Delivery, attempt: Attempt, *, state: str, next_us: int) -> None:
         """Record one attempt and the delivery's new state (`pending` at `next_us`, `delivered`, `failed`)."""
-        attempt = delivery.attempts + 1
+        number = delivery.attempts + 1
         self._conn.execute(
             "INSERT INTO attempts (delivery_id, attempt, at_us, status_code, latency_ms, error) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (delivery.id, attempt, started_us, status_code, latency_ms, error),
+            (delivery.id, number, attempt.started_us, attempt.status_code, attempt.latency_ms, attempt.error),
         )
         self._conn.execute(
             "UPDATE outbox SET state = ?, attempts = ?, next_us = ?, lease_until = 0 WHERE id = ?",
-            (state, attempt, next_us, delivery.id),
+            (state, number, next_us, delivery.id),
         )
 
     def release_leases(self, delivery_ids: Sequence[int]) -> None:

@@ -23,7 +23,7 @@ from qiwi_bill_mock.errors import (
     RefundConflict,
     WrongBillStatus,
 )
-from qiwi_bill_mock.models import BillDraft
+from qiwi_bill_mock.models import Attempt, BillDraft
 from qiwi_bill_mock.notifier import RetryPolicy
 from qiwi_bill_mock.service import BillService as Store
 from qiwi_bill_mock.storage import DatabaseInUse
@@ -239,23 +239,15 @@ def test_retry_schedule_then_failure(clock: FakeClock) -> None:
         (delivery,) = store.claim_due_deliveries()
         outcome, retry_in_us = policy.verdict(delivery.attempts + 1, 500)
         assert (outcome, retry_in_us) == ("pending", expected_delay * 1_000_000)
-        store.record_attempt(
-            delivery,
-            started_us=to_micros(clock()),
-            status_code=500,
-            latency_ms=1.0,
-            error="HTTP 500",
-            outcome=outcome,
-            retry_in_us=retry_in_us,
-        )
+        attempt = Attempt(started_us=to_micros(clock()), status_code=500, latency_ms=1.0, error="HTTP 500")
+        store.record_attempt(delivery, attempt, outcome=outcome, retry_in_us=retry_in_us)
         assert store.claim_due_deliveries() == []
         clock.advance(expected_delay)
     (delivery,) = store.claim_due_deliveries()
     assert policy.verdict(delivery.attempts + 1, None) == ("failed", 0)
     assert policy.verdict(1, 200) == ("delivered", 0)
-    store.record_attempt(
-        delivery, started_us=to_micros(clock()), status_code=None, latency_ms=2.0, error="boom", outcome="failed"
-    )
+    failed = Attempt(started_us=to_micros(clock()), status_code=None, latency_ms=2.0, error="boom")
+    store.record_attempt(delivery, failed, outcome="failed")
     (record,) = store.list_deliveries(SITE)
     assert record["state"] == "failed"
     assert [a["statusCode"] for a in record["attempts"]] == [500, 500, None]
