@@ -35,7 +35,7 @@ from qiwi_bill_mock.settings import Merchant, Settings
 from qiwi_bill_mock.storage import Database, Tables
 from qiwi_bill_mock.wire import dumps, format_timestamp, notification_body
 
-__all__ = ["BillService"]
+__all__ = ["BillService", "OutboxSide"]
 
 _MAX_CLOCK_US = to_micros(datetime(9000, 1, 1, tzinfo=UTC))
 
@@ -71,7 +71,75 @@ def _truncate_ms(micros: int) -> int:
     return micros - micros % 1000  # server times are whole milliseconds, as in every capture
 
 
-class BillService:
+class OutboxSide:
+    """The notification outbox's side of the facade (the notifier's; it owns the retry policy).
+
+    `BillService` is one: the outbox rows are written in the transactions of its status changes.
+    """
+
+    database: Database
+
+    def clock_us(self) -> int:
+        """The injected clock in microseconds (`BillService` defines it)."""
+        raise NotImplementedError
+
+    def add_outbox_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (from the committing thread) after any commit that queued a notification."""
+        self.database.add_commit_listener(callback)
+
+    def claim_due_deliveries(self, *, limit: int = 16, lease_seconds: float = 60.0) -> list[Delivery]:
+        """Lease deliveries due on their merchant's clock to this process (other workers skip them meanwhile)."""
+        if not self.database.has_deliveries_due(self.clock_us()):
+            return []
+        with self.database.write() as tables:
+            return tables.claim_deliveries(self.clock_us(), limit=limit, lease_seconds=lease_seconds)
+
+    def record_attempt(self, delivery: Delivery, attempt: Attempt, *, outcome: str, retry_in_us: int = 0) -> None:
+        """Record one attempt with the notifier's verdict: `delivered`, `failed`, or `pending` (in `retry_in_us`)."""
+        with self.database.write() as tables:
+            now_us = self.clock_us() + tables.clock_offset(delivery.site_id)
+            next_us = now_us + retry_in_us if outcome == "pending" else now_us
+            tables.record_attempt(delivery, attempt, state=outcome, next_us=next_us)
+
+    def release_leases(self, delivery_ids: Sequence[int]) -> None:
+        """Give deliveries back (clean shutdown mid-attempt), so a restart resumes them at once."""
+        if delivery_ids:
+            with self.database.write() as tables:
+                tables.release_leases(delivery_ids)
+
+    def next_delivery_due(self) -> datetime | None:
+        """When (on the injected clock) the earliest pending delivery not leased by a worker falls due, if any."""
+        due = self.database.next_delivery_due_us()
+        return None if due is None else from_micros(due)
+
+    def list_deliveries(self, site_id: str, bill_id: str | None = None) -> list[dict[str, Any]]:
+        """Deliveries of this merchant (newest last) with every attempt, as JSON-ready dicts."""
+        return [
+            {
+                "id": row[0],
+                "billId": row[1],
+                "status": row[2],
+                "url": row[3],
+                "state": row[4],
+                "attemptCount": row[5],
+                "nextAttemptDateTime": format_timestamp(row[6]) if row[4] == "pending" else None,
+                "createdDateTime": format_timestamp(row[7]),
+                "attempts": [
+                    {
+                        "attempt": a[0],
+                        "dateTime": format_timestamp(a[1]),
+                        "statusCode": a[2],
+                        "latencyMs": round(a[3], 3),
+                        "error": a[4],
+                    }
+                    for a in attempts
+                ],
+            }
+            for row, attempts in self.database.deliveries(site_id, bill_id)
+        ]
+
+
+class BillService(OutboxSide):
     """Bills, refunds, clocks and the notification outbox, by QIWI's rules.
 
     Args:
@@ -326,63 +394,6 @@ class BillService:
         """Forget this merchant's bills, refunds and notifications, and put its clock back to real time."""
         with self.database.write() as tables:
             tables.delete_merchant(site_id)
-
-    # -- notification outbox (the notifier's side; it owns the retry policy) --------------------
-
-    def add_outbox_listener(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` (from the committing thread) after any commit that queued a notification."""
-        self.database.add_commit_listener(callback)
-
-    def claim_due_deliveries(self, *, limit: int = 16, lease_seconds: float = 60.0) -> list[Delivery]:
-        """Lease deliveries due on their merchant's clock to this process (other workers skip them meanwhile)."""
-        if not self.database.has_deliveries_due(self.clock_us()):
-            return []
-        with self.database.write() as tables:
-            return tables.claim_deliveries(self.clock_us(), limit=limit, lease_seconds=lease_seconds)
-
-    def record_attempt(self, delivery: Delivery, attempt: Attempt, *, outcome: str, retry_in_us: int = 0) -> None:
-        """Record one attempt with the notifier's verdict: `delivered`, `failed`, or `pending` (in `retry_in_us`)."""
-        with self.database.write() as tables:
-            now_us = self.clock_us() + tables.clock_offset(delivery.site_id)
-            next_us = now_us + retry_in_us if outcome == "pending" else now_us
-            tables.record_attempt(delivery, attempt, state=outcome, next_us=next_us)
-
-    def release_leases(self, delivery_ids: Sequence[int]) -> None:
-        """Give deliveries back (clean shutdown mid-attempt), so a restart resumes them at once."""
-        if delivery_ids:
-            with self.database.write() as tables:
-                tables.release_leases(delivery_ids)
-
-    def next_delivery_due(self) -> datetime | None:
-        """When (on the injected clock) the earliest pending delivery not leased by a worker falls due, if any."""
-        due = self.database.next_delivery_due_us()
-        return None if due is None else from_micros(due)
-
-    def list_deliveries(self, site_id: str, bill_id: str | None = None) -> list[dict[str, Any]]:
-        """Deliveries of this merchant (newest last) with every attempt, as JSON-ready dicts."""
-        return [
-            {
-                "id": row[0],
-                "billId": row[1],
-                "status": row[2],
-                "url": row[3],
-                "state": row[4],
-                "attemptCount": row[5],
-                "nextAttemptDateTime": format_timestamp(row[6]) if row[4] == "pending" else None,
-                "createdDateTime": format_timestamp(row[7]),
-                "attempts": [
-                    {
-                        "attempt": a[0],
-                        "dateTime": format_timestamp(a[1]),
-                        "statusCode": a[2],
-                        "latencyMs": round(a[3], 3),
-                        "error": a[4],
-                    }
-                    for a in attempts
-                ],
-            }
-            for row, attempts in self.database.deliveries(site_id, bill_id)
-        ]
 
     # -- storage plumbing ---------------------------------------------------------------------
 
