@@ -505,3 +505,28 @@ def test_the_wal_starts_over_under_continuous_writes(
         commits += 1
     assert _wal_checkpoint_sequence(wal) >= sequence + 2
     store.close()
+
+
+def test_notification_retries_follow_their_merchants_clock(clock: FakeClock) -> None:
+    from mock_helpers import OTHER_SECRET, SECRET
+
+    from qiwi_bill_mock import Merchant, Settings
+
+    merchants = (
+        Merchant(site_id=SITE, secret_key=SECRET, public_key="pk-main", notify_url="http://a.test/n"),
+        Merchant(site_id=OTHER_SITE, secret_key=OTHER_SECRET, public_key="pk-other", notify_url="http://b.test/n"),
+    )
+    store = Store(Settings(merchants=merchants, retry_schedule=(600.0,)), clock=clock)
+    policy = RetryPolicy.from_settings(store.settings)
+    for site in (SITE, OTHER_SITE):
+        store.create_bill(site, "p", draft(clock))
+        store.pay_bill(site, "p")
+    for delivery in store.claim_due_deliveries():
+        outcome, retry_in_us = policy.verdict(1, 500)
+        attempt = Attempt(started_us=to_micros(clock()), status_code=500, latency_ms=1.0, error="HTTP 500")
+        store.record_attempt(delivery, attempt, outcome=outcome, retry_in_us=retry_in_us)
+    assert store.claim_due_deliveries() == []
+    store.advance_clock(600, site_id=OTHER_SITE)  # only B's retry falls due
+    assert [d.site_id for d in store.claim_due_deliveries()] == [OTHER_SITE]
+    # Seen from the real clock, A's retry is still 10 minutes away, B's is now.
+    assert store.next_delivery_due() == clock() + timedelta(seconds=600)
