@@ -541,7 +541,8 @@ async def test_unexpected_failure_is_a_qiwi_500_with_trace_id(
 def test_every_module_exports_what_it_declares() -> None:
     import importlib
 
-    for name in ("app", "context", "errors", "notifier", "settings", "store", "validation", "wire", "__main__"):
+    modules = ("accesslog", "api", "app", "context", "dbfile", "errors", "models", "notifier", "rules", "service")
+    for name in (*modules, "settings", "storage", "store", "validation", "wire", "__main__"):
         module = importlib.import_module(f"qiwi_bill_mock.{name}")
         for exported in module.__all__:
             assert hasattr(module, exported), (name, exported)
