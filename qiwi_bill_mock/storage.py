@@ -104,6 +104,30 @@ _DETAILS = json.JSONEncoder(ensure_ascii=False)
 _NO_DETAILS = _DETAILS.encode({"comment": None, "customer": {}, "customFields": {}})
 
 
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a database file of an older mock (before issue 12) up to this schema: nothing it holds is lost."""
+    bills = {row[1] for row in conn.execute("PRAGMA table_info(bills)")}
+    if "fingerprint" in bills:  # no longer read since strict idempotency compares the stored fields
+        conn.execute("ALTER TABLE bills DROP COLUMN fingerprint")
+    outbox = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if "currency" not in outbox:  # the signed fields of queued notifications, from their bills
+        conn.execute("ALTER TABLE outbox ADD COLUMN currency TEXT NOT NULL DEFAULT ''")
+        conn.execute("ALTER TABLE outbox ADD COLUMN amount TEXT NOT NULL DEFAULT ''")
+        for column in ("currency", "amount"):
+            conn.execute(
+                f"UPDATE outbox SET {column} = (SELECT b.{column} FROM bills b "
+                "WHERE b.site_id = outbox.site_id AND b.bill_id = outbox.bill_id) "
+                "WHERE EXISTS (SELECT 1 FROM bills b WHERE b.site_id = outbox.site_id AND b.bill_id = outbox.bill_id)"
+            )
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+        # One clock for everyone before: every merchant with data keeps the time it had.
+        conn.execute(
+            "INSERT OR IGNORE INTO clocks (site_id, offset_us) SELECT s.site_id, m.value FROM "
+            "(SELECT site_id FROM bills UNION SELECT site_id FROM outbox) s, meta m WHERE m.key = 'clock_offset_us'"
+        )
+        conn.execute("DROP TABLE meta")
+
+
 def _row_to_bill(row: Sequence[Any]) -> Bill:
     details = json.loads(row[10])
     return Bill(
@@ -146,6 +170,7 @@ class _Transaction:
                     if not db._schema_ready:
                         for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                             conn.execute(statement)
+                        _upgrade(conn)
                         db._schema_ready = True
                 except BaseException:
                     conn.execute("ROLLBACK")

@@ -530,3 +530,50 @@ def test_notification_retries_follow_their_merchants_clock(clock: FakeClock) -> 
     assert [d.site_id for d in store.claim_due_deliveries()] == [OTHER_SITE]
     # Seen from the real clock, A's retry is still 10 minutes away, B's is now.
     assert store.next_delivery_due() == clock() + timedelta(seconds=600)
+
+
+# The schema of the mock before issue 12 (814b20f): a file it wrote must open, read and write here.
+_OLD_SCHEMA = """
+CREATE TABLE bills (site_id TEXT NOT NULL, bill_id TEXT NOT NULL, invoice_uid TEXT NOT NULL UNIQUE,
+    currency TEXT NOT NULL, amount TEXT NOT NULL, status TEXT NOT NULL, created_us INTEGER NOT NULL,
+    changed_us INTEGER NOT NULL, expires_us INTEGER NOT NULL, expiration_text TEXT NOT NULL, details TEXT NOT NULL,
+    pay_source TEXT, refunded TEXT NOT NULL DEFAULT '0.00', fingerprint TEXT NOT NULL,
+    PRIMARY KEY (site_id, bill_id)) WITHOUT ROWID;
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, site_id TEXT NOT NULL, bill_id TEXT NOT NULL,
+    event_status TEXT NOT NULL, url TEXT NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_us INTEGER NOT NULL, lease_until REAL NOT NULL DEFAULT 0,
+    created_us INTEGER NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+def test_a_database_file_of_the_former_mock_opens_and_keeps_everything(tmp_path: Path, clock: FakeClock) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_OLD_SCHEMA)
+    now_us = to_micros(clock())
+    conn.execute(
+        "INSERT INTO bills VALUES (?, 'old', 'uid-old', 'RUB', '12.50', 'PAID', ?, ?, ?, "
+        "'2030-01-01T00:00:00+03:00', ?, 'card', '0.00', '')",
+        (SITE, now_us, now_us, now_us + 86_400_000_000, '{"comment": null, "customer": {}, "customFields": {}}'),
+    )
+    conn.execute(
+        "INSERT INTO outbox (site_id, bill_id, event_status, url, body, state, next_us, created_us) "
+        "VALUES (?, 'old', 'PAID', 'http://m.test/n', x'7b7d', 'pending', ?, ?)",
+        (SITE, now_us, now_us),
+    )
+    conn.execute("INSERT INTO meta VALUES ('clock_offset_us', 60000000)")
+    conn.commit()
+    conn.close()
+    store = Store(make_settings(db_path=str(path), notify_url="http://m.test/n"), clock=clock)
+    old = store.get_bill(SITE, "old")
+    assert old is not None
+    assert (old.status, old.amount, old.pay_source) == ("PAID", Decimal("12.50"), "card")
+    assert store.now(SITE) == clock() + timedelta(seconds=60)  # the former shared clock, kept
+    (delivery,) = store.claim_due_deliveries()
+    assert delivery.notification["bill"]["amount"] == {"currency": "RUB", "value": "12.50"}
+    store.create_bill(SITE, "new", draft(clock, days=2))
+    assert store.create_refund(SITE, "old", "r1", amount=Decimal("2.50"), currency="RUB")[0].status == "PARTIAL"
+    store.close()
