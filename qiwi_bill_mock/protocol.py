@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from qiwi_bill_mock.errors import SERVICE_UNAVAILABLE, ErrorKind, error_body
@@ -208,6 +209,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._hosts = 0
         self._host = b""
+        self._valid_host: bytes | None = None
         self._authorizations = 0
 
     # The phase clock -------------------------------------------------------------------------------------------
@@ -286,15 +288,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(_refusal(self._failure, self.server_state.default_headers))
         self.transport.close()
 
-    def send_400_response(self, msg: str) -> None:
-        del msg  # uvicorn's plain-text message; QIWI's error body replaces it
-        self._fail(self._reason or MALFORMED)
-
-    def _unsupported_upgrade_warning(self) -> None:
-        # The mock runs with ws="none": an `Upgrade` request is answered as plain HTTP (RFC 9110 §7.8 lets a server
-        # ignore Upgrade), by the application, with QIWI's body; uvicorn would log two warnings for each one.
-        pass
-
     # asyncio.Protocol ------------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -313,9 +306,22 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._watch = None
 
     def data_received(self, data: bytes) -> None:
+        # uvicorn's data_received without its keep-alive timer (the phase clock replaces it), its plain-text 400
+        # and its WebSocket hand-over: the mock runs with ws="none", so an Upgrade request is answered as plain
+        # HTTP by the application, with QIWI's body (RFC 9110 §7.8 lets a server ignore Upgrade).
         if self._failure is not None:
             return  # refused: what follows is not read
-        super().data_received(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            return  # the parser reads nothing after an Upgrade request; it is answered, then closed
+        except httptools.HttpParserError:
+            if self._reason is None:
+                self.logger.warning("Invalid HTTP request received.")
+            else:
+                self.logger.info("Refused a request: %s", self._reason.description)
+            self._fail(self._reason or MALFORMED)
+            return
         if self._phase is _HEAD and not self.transport.is_closing():
             # The whole chunk was (part of) a request head: count it, refuse before buffering without end.
             self._unparsed += len(data)
@@ -347,26 +353,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _too_large(self) -> None:
         self._reason = HEAD_TOO_LARGE
-        raise ValueError("request head too large")  # httptools raises HttpParserCallbackError: send_400_response
+        raise ValueError("request head too large")  # httptools raises HttpParserCallbackError: data_received
 
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
         if self._head_bytes > MAX_HEAD_BYTES:
             self._too_large()
-        super().on_url(url)
+        self.url += url  # uvicorn's on_url, inline: it runs for every request
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value)
         self._header_count += 1
         if self._head_bytes > MAX_HEAD_BYTES or self._header_count > MAX_HEADERS:
             self._too_large()
-        super().on_header(name, value)
-        lowered = self.headers[-1][0]
-        if lowered == b"host":
+        # uvicorn's on_header, inline (it runs for every header), counting Host and Authorization on the way.
+        name = name.lower()
+        if name == b"host":
             self._hosts += 1
             self._host = value
-        elif lowered == b"authorization":
+        elif name == b"authorization":
             self._authorizations += 1
+        elif name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def _head_refusal(self) -> ErrorKind | None:
         if self._hosts != 1:
@@ -374,8 +383,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 return TWO_HOSTS
             if self.parser.get_http_version() == "1.1":  # HTTP/1.0 has no Host requirement
                 return MISSING_HOST
-        elif _HOST.fullmatch(self._host) is None:
-            return BAD_HOST
+        elif self._host != self._valid_host:  # a keep-alive client sends the same Host each time: check it once
+            if _HOST.fullmatch(self._host) is None:
+                return BAD_HOST
+            self._valid_host = self._host
         if self._authorizations > 1:
             return TWO_AUTHORIZATIONS
         if len(self.connections) > self._cap and not self._make_room():
@@ -386,7 +397,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         refusal = self._head_refusal()
         if refusal is not None:
             self._reason = refusal
-            raise ValueError(refusal.description)  # refused like a malformed head: send_400_response
+            raise ValueError(refusal.description)  # httptools raises HttpParserCallbackError: data_received
         self._enter(_BODY, self._limits.body_timeout)
         self._joining.hold_next()
         super().on_headers_complete()
