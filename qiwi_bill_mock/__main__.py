@@ -100,7 +100,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-connections",
         type=int,
         default=int(_env("MAX_CONNECTIONS", "0") or 0),
-        help="open connections per process (default: the descriptor limit minus a reserve)",
+        help="open connections per process (default 0: the descriptor limit minus a reserve)",
     )
     add("--log-level", default=_env("LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)

@@ -11,11 +11,12 @@ What uvicorn (0.54) with httptools does not do, and this protocol does:
   forever. A head must be complete `head_timeout` seconds after its first byte (after the connection opened, for
   the first request), a body `body_timeout` seconds after its head; else 408, then close. Both are whole-message
   deadlines, not gaps between reads: nginx's `client_header_timeout` (60 s) is one for the head, its
-  `client_body_timeout` (60 s) a gap between reads, but a QIWI body is under 2 KiB, so a deadline costs no honest
-  client and a byte every 59 s buys nothing. The clock stops while the server itself is not reading (a pipelined
-  request waits for the one before it). An idle keep-alive connection is closed after uvicorn's
-  `timeout_keep_alive`, whatever it sends meanwhile (uvicorn's own timer was cancelled by any byte, even the empty
-  lines a parser skips between requests, so `\\r\\n` every few seconds held a connection forever).
+  `client_body_timeout` (60 s) a gap between reads, but a QIWI request body is a few hundred bytes (the mock takes
+  up to 1 MiB), so a deadline costs no honest client and a byte every 59 s buys nothing. The clock stops while
+  the server itself is not reading (a pipelined request waits for the one before it). An idle keep-alive
+  connection is closed after uvicorn's `timeout_keep_alive`, whatever it sends meanwhile (uvicorn's own timer was
+  cancelled by any byte, even the empty lines a parser skips between requests, so `\\r\\n` every few seconds held
+  a connection forever).
 - **A connection cap.** `max_connections` (by default the descriptor limit minus a reserve for the database, the
   notifier and the log): past it, the connection that has waited longest without a request in progress (idle
   keep-alive, an unfinished head or body) is closed to make room, as nginx drains its "reusable" connections when

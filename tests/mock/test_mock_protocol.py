@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import re
+import resource
 import socket
 from typing import Any
 
@@ -17,7 +19,8 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from qiwi_bill_mock.protocol import LimitedHttpToolsProtocol, ServerLimits, _JoiningTransport
+from qiwi_bill_mock.__main__ import parse_args, server_options
+from qiwi_bill_mock.protocol import LimitedHttpToolsProtocol, ServerLimits, _JoiningTransport, descriptor_connection_cap
 from qiwi_bill_mock.testing import MockProcess
 
 
@@ -386,3 +389,28 @@ async def test_an_upgrade_request_is_answered_as_http_then_closed(server: Server
     assert _statuses(transport.output) == [200]
     assert b"connection: close" in transport.output
     assert transport.closed
+
+
+def test_the_cli_hands_its_limits_to_the_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QIWI_MOCK_HEAD_TIMEOUT", "7")
+    args = parse_args(["--body-timeout", "8", "--keep-alive-timeout", "2", "--max-connections", "50"])
+    options = server_options(
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        max_connections=args.max_connections,
+    )
+    assert options["http"].func is LimitedHttpToolsProtocol
+    assert options["http"].keywords["limits"] == ServerLimits(head_timeout=7.0, body_timeout=8.0, max_connections=50)
+    assert (options["ws"], options["timeout_keep_alive"]) == ("none", 2.0)
+    assert pickle.loads(pickle.dumps(options["http"])).keywords == options["http"].keywords  # --workers N spawn
+    monkeypatch.delenv("QIWI_MOCK_HEAD_TIMEOUT")
+    defaults = parse_args([])
+    assert (defaults.head_timeout, defaults.body_timeout, defaults.keep_alive_timeout) == (60.0, 60.0, 5.0)
+    assert defaults.max_connections == 0  # 0: from the descriptor limit
+
+
+def test_the_default_cap_leaves_descriptors_for_the_rest() -> None:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert descriptor_connection_cap() == max(soft - soft // 16 - 64, 8)
+    assert 0 < descriptor_connection_cap() < soft
