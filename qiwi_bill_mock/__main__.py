@@ -96,12 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--head-timeout", type=float, default=float(_env("HEAD_TIMEOUT", "60") or 60), help="request head, seconds")
     add("--body-timeout", type=float, default=float(_env("BODY_TIMEOUT", "60") or 60), help="request body, seconds")
     add("--keep-alive-timeout", type=float, default=float(_env("KEEP_ALIVE_TIMEOUT", "5") or 5), help="idle, seconds")
-    add(
-        "--max-connections",
-        type=int,
-        default=int(_env("MAX_CONNECTIONS", "0") or 0),
-        help="open connections per process (default 0: the descriptor limit minus a reserve)",
-    )
+    add("--max-connections", type=int, default=int(_env("MAX_CONNECTIONS", "0") or 0), help="0: from descriptors")
     add("--log-level", default=_env("LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
 
