@@ -13,6 +13,7 @@ import pickle
 import re
 import resource
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -235,15 +236,20 @@ def _put(path: str, body: bytes, length: int | None = None) -> bytes:
     return head.encode() + body
 
 
-async def _settle(seconds: float = 0.25) -> None:
-    await asyncio.sleep(seconds)
-
-
-async def _until_closed(transport: FakeTransport, timeout: float = 3.0) -> None:
+async def _until(done: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Run the loop until `done()` (a bound against a hang; the test's asserts say what must have happened)."""
     for _ in range(int(timeout / 0.01)):
-        if transport.closed:
+        if done():
             return
         await asyncio.sleep(0.01)
+
+
+async def _until_closed(transport: FakeTransport) -> None:
+    await _until(lambda: transport.closed)
+
+
+async def _until_answered(transport: FakeTransport, count: int) -> None:
+    await _until(lambda: transport.closed or len(_statuses(transport.output)) >= count)
 
 
 async def test_every_request_before_the_fin_is_answered_then_the_connection_closes(server: Server) -> None:
@@ -268,7 +274,7 @@ async def test_a_request_the_fin_cut_short_is_dropped_after_the_answers_before_i
 async def test_a_fin_with_nothing_pending_closes_at_once(server: Server) -> None:
     transport = server.connect()
     transport.feed(_get("/a"))
-    await _settle(0.05)
+    await _until_answered(transport, 1)
     transport.feed_eof()
     assert transport.closed
     assert _statuses(transport.output) == [200]
@@ -297,7 +303,7 @@ async def test_the_head_deadline_is_not_moved_by_trickled_bytes(server: Server) 
 async def test_a_body_deadline_answers_the_request_being_received_with_408(server: Server) -> None:
     transport = server.connect()
     transport.feed(_put("/a", b'{"x"', length=100))
-    await _settle(0.45)
+    await _until_closed(transport)
     assert _statuses(transport.output) == [408]
     assert transport.closed
 
@@ -309,7 +315,7 @@ async def test_the_deadline_waits_while_the_server_is_not_reading(server: Server
     transport.feed(_get("/hold/x") + _put("/b", b"{", length=2))
     assert not transport.reading
     transport.feed(b"}")
-    await _settle(0.7)
+    await _until_answered(transport, 2)
     assert _statuses(transport.output) == [200, 200]
     assert not transport.closed
 
@@ -330,7 +336,7 @@ async def test_the_cap_closes_the_connection_that_waited_longest() -> None:
     first, second = server.connect(), server.connect()
     first.feed(_get("/a"))  # answered: now waiting (idle), after `second` began to wait
     second.feed(b"GET / HTTP/1.1\r\n")
-    await _settle(0.05)
+    await _until_answered(first, 1)
     third = server.connect()  # one too many: `second` waited longest
     assert second.closed
     assert _statuses(second.output) == [503]
@@ -349,7 +355,7 @@ async def test_past_the_cap_with_every_connection_busy_a_request_gets_503() -> N
     extra.feed(_get("/a"))
     assert _statuses(extra.output) == [503]
     assert extra.closed
-    await _settle(0.1)
+    await _until_answered(busy, 1)
     assert _statuses(busy.output) == [200]
 
 
@@ -378,14 +384,14 @@ async def test_host_and_authorization_rules(server: Server, head: bytes, descrip
 async def test_valid_hosts_and_http_1_0_without_host_pass(server: Server, host: bytes) -> None:
     transport = server.connect()
     transport.feed(b"GET /a HTTP/1.1\r\nHost: " + host + b"\r\n\r\nGET /b HTTP/1.0\r\n\r\n")
-    await _settle(0.05)
+    await _until_answered(transport, 2)
     assert _statuses(transport.output) == [200, 200]
 
 
 async def test_an_upgrade_request_is_answered_as_http_then_closed(server: Server) -> None:
     transport = server.connect()
     transport.feed(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-    await _settle(0.05)
+    await _until_closed(transport)
     assert _statuses(transport.output) == [200]
     assert b"connection: close" in transport.output
     assert transport.closed

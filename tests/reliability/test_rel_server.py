@@ -28,8 +28,8 @@ from rel_procs import SECRET_A, MockProcess, auth, bill_body
 API = "/partner/bill/v1/bills"
 SIZES: dict[str, dict[str, int]] = {
     # slow: connections beyond the descriptor limit `fds` (the mock itself holds ~16 descriptors idle).
-    "quick": {"fds": 100, "slow": 120, "normal": 20, "batch": 100, "rounds": 3, "copies": 1},
-    "full": {"fds": 1024, "slow": 1010, "normal": 200, "batch": 100, "rounds": 20, "copies": 30},
+    "quick": {"head_timeout": 3, "fds": 100, "slow": 120, "normal": 20, "batch": 100, "rounds": 3, "copies": 1},
+    "full": {"head_timeout": 10, "fds": 1024, "slow": 1010, "normal": 200, "batch": 100, "rounds": 20, "copies": 30},
 }
 _JSON_LENGTH = b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 _KEY = f"Authorization: Bearer {SECRET_A}\r\nHost: 127.0.0.1\r\n".encode()
@@ -106,7 +106,7 @@ def _slow_connection(host: str, port: int, kind: int) -> socket.socket:
 
 def test_slow_and_idle_connections_never_crowd_out_requests(scale: str, row: Row, mock_factory: Any) -> None:
     size = SIZES[scale]
-    head_timeout = 3.0
+    head_timeout = float(size["head_timeout"])
     mock, host, port = _start(mock_factory, "--head-timeout", str(head_timeout), "--body-timeout", str(head_timeout))
     resource.prlimit(mock.pid, resource.RLIMIT_NOFILE, (size["fds"], size["fds"]))
     started = time.monotonic()
