@@ -9,6 +9,7 @@ of the process list. SIGINT / SIGTERM shut down cleanly; committed data is never
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import logging
 import os
@@ -100,6 +101,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fault injection, e.g. route=createBill,latency=0.2,error=0.1,throttle=0.05,drop=0.01 (repeatable)",
     )
     add("--fault-seed", type=int, default=None)
+    add("--head-timeout", type=float, default=float(_env("HEAD_TIMEOUT", "60") or 60), help="request head, seconds")
+    add("--body-timeout", type=float, default=float(_env("BODY_TIMEOUT", "60") or 60), help="request body, seconds")
+    add("--keep-alive-timeout", type=float, default=float(_env("KEEP_ALIVE_TIMEOUT", "5") or 5), help="idle, seconds")
+    add("--max-connections", type=int, default=int(_env("MAX_CONNECTIONS", "0") or 0), help="0: from descriptors")
     add("--log-level", default=_env("LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
 
@@ -234,22 +239,36 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _http_protocol() -> Any:
-    """httptools with bounded request heads and QIWI's error body for malformed HTTP (h11 if httptools is missing)."""
+def _http_protocol(limits: dict[str, Any]) -> Any:
+    """httptools with the limits of `qiwi_bill_mock.protocol` and QIWI's error body (h11 if httptools is missing)."""
     try:
-        from qiwi_bill_mock.protocol import LimitedHttpToolsProtocol
+        from qiwi_bill_mock.protocol import LimitedHttpToolsProtocol, ServerLimits
     except ImportError:  # uvicorn without the [standard] extra: h11 bounds the head itself (16 KiB)
         return "h11"
-    return LimitedHttpToolsProtocol
+    # A partial of module-level names pickles: `--workers N` hands the config to spawned processes.
+    return functools.partial(LimitedHttpToolsProtocol, limits=ServerLimits(**limits))
 
 
-def server_options() -> dict[str, Any]:
+def server_options(
+    *,
+    head_timeout: float = 60.0,
+    body_timeout: float = 60.0,
+    keep_alive_timeout: float = 5.0,
+    max_connections: int | None = None,
+) -> dict[str, Any]:
     """The server stack's uvicorn options (the benchmark's hello-world floor runs on exactly these).
 
     No proxy-headers middleware: nothing in the mock reads the client address or the scheme, and it is a
-    layer of per-request work.
+    layer of per-request work. `ws="none"`: the mock has no WebSocket route, so an `Upgrade` request is answered
+    as plain HTTP by the application (QIWI's body), not refused by uvicorn's WebSocket layer with a plain 403.
     """
-    return {"http": _http_protocol(), "proxy_headers": False}
+    limits = {"head_timeout": head_timeout, "body_timeout": body_timeout, "max_connections": max_connections}
+    return {
+        "http": _http_protocol(limits),
+        "proxy_headers": False,
+        "ws": "none",
+        "timeout_keep_alive": keep_alive_timeout,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -266,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("uvicorn.error").addFilter(_DropFilter())
     if args.workers < 1:
         raise SystemExit("qiwi-bill-mock: --workers must be at least 1")
+    if min(args.head_timeout, args.body_timeout, args.keep_alive_timeout) <= 0 or args.max_connections < 0:
+        raise SystemExit("qiwi-bill-mock: timeouts must be positive and --max-connections at least 1")
     if args.workers > 1 and not args.db:
         raise SystemExit("qiwi-bill-mock: several --workers share state only through a file: add --db PATH")
     if not _is_loopback(args.host):
@@ -304,7 +325,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         _say(f"  public key (payment form): {demo.public_key}")
 
     common: dict[str, Any] = {"access_log": False, "log_config": None, "lifespan": "on", "timeout_graceful_shutdown": 5}
-    common.update(server_options())
+    common.update(
+        server_options(
+            head_timeout=args.head_timeout,
+            body_timeout=args.body_timeout,
+            keep_alive_timeout=args.keep_alive_timeout,
+            max_connections=args.max_connections or None,
+        )
+    )
     if args.workers > 1:
         os.environ[_SETTINGS_ENV] = settings.to_json()
         config = uvicorn.Config("qiwi_bill_mock.__main__:worker_app", factory=True, workers=args.workers, **common)
