@@ -83,8 +83,9 @@ def pay_link(bill: Bill, **options: str) -> str:
 def page_token(client: httpx.Client, bill: Bill) -> str:
     """The token the bill's form page carries (Pay and Decline must send it back)."""
     match = re.search(r'name="token" value="([0-9a-f]+)"', client.get(form_url(bill)).text)
-    assert match, "the form page has no token"
-    return match[1]
+    # "" on a mock without tokens (test_the_form_carries_the_token_in_both_forms pins that there is one), so each
+    # test fails on such a mock for what it checks.
+    return match[1] if match else ""
 
 
 def assert_page_headers(response, *, framable_by: str | None = None) -> None:
