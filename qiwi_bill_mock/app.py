@@ -139,8 +139,7 @@ class MockApp:
         self._ctx = ctx
         self._handlers = Handlers(ctx)
         self._routes = _routes(self._handlers)
-        # pages.PagesContext still names the former `store.Store` class; `ctx.store` is the same facade.
-        self._pages = Router(routes=list(page_routes(ctx)), default=_url_not_found)  # type: ignore[arg-type]
+        self._pages = Router(routes=list(page_routes(ctx)), default=_url_not_found)
         self._entry: ASGIApp = self._dispatch
         self._sweeper: asyncio.Task[None] | None = None
 

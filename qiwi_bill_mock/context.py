@@ -4,7 +4,7 @@
 
 - `ctx.settings` (`Settings`): merchants (`merchant_by_public_key`, `merchant_by_site_id`), `public_url`...
 - `ctx.service` (`BillService`): the one facade (create / get / reject / pay / expire / refund / clocks /
-  outbox); see `service.py`. `ctx.store` is its former name, kept for the pages and users' code.
+  outbox); see `service.py`. `ctx.store` is its former name, kept for users' code.
 - `ctx.notifier` (`Notifier`): delivers the outbox (`await ctx.notifier.drain()` in tests).
 - `ctx.validators` (`SpecValidators`): the OpenAPI document's compiled request validators.
 - `await ctx.write(fn)`: run a service write (`lambda: ctx.service.create_bill(...)`) in the next group commit.
@@ -133,7 +133,7 @@ class MockContext:
     ) -> None:
         self.settings = settings
         self.service = BillService(settings, clock=clock, id_factory=id_factory)
-        self.store = self.service  # the former name (pages, users' tests): the same facade
+        self.store = self.service  # the former name (users' tests): the same facade
         self.notifier = Notifier(self.service, transport=notify_transport)
         self.validators: SpecValidators = load_validators()
         self.request_listeners: list[Callable[[RequestRecord], None]] = []

@@ -15,7 +15,10 @@
  * Error (the real SDK throws Error("params") / Error("payUrl")).
  *
  * The page in the iframe reports the outcome with postMessage; only messages from that iframe are trusted.
- * Nothing here is loaded from anywhere but the mock that served this file.
+ * Nothing here is loaded from anywhere but the mock that served this file, and openInvoice opens only http(s)
+ * payUrls on that mock's origin: a "javascript:" payUrl would otherwise run in the merchant's page as the
+ * iframe's src (issue 16, item 9). The iframe URL carries frameOrigin, the origin of the page this runs in: the
+ * mock lets only that origin frame the form (frame-ancestors; issue 16, item 8).
  */
 (function (global) {
   "use strict";
@@ -23,6 +26,9 @@
   var script = document.currentScript;
   // The mock's base URL: where this very file came from, minus "/popup/v1.js" (keeps a path prefix if any).
   var BASE = script && script.src ? script.src.replace(/\/popup\/v1\.js(?:[?#].*)?$/, "") : "";
+  // Where the payment form may come from: the origin this file was served from (null if it was not served).
+  var WEB_SCHEME = /^https?:$/;
+  var BASE_ORIGIN = BASE && WEB_SCHEME.test(new URL(BASE).protocol) ? new URL(BASE).origin : null;
   var CLOSE_DELAY_MS = 2000;
   var MOSCOW_OFFSET_MS = 3 * 60 * 60 * 1000;
   var current = null;
@@ -42,6 +48,13 @@
       moscow.getUTCFullYear() + "-" + pad(moscow.getUTCMonth() + 1) + "-" + pad(moscow.getUTCDate()) +
       "T" + pad(moscow.getUTCHours()) + pad(moscow.getUTCMinutes())
     );
+  }
+
+  // The mock's own parameter: the origin allowed to frame the form. A page without one (file://) sends none.
+  function addFrameOrigin(query) {
+    if (WEB_SCHEME.test(global.location.protocol)) {
+      query.set("frameOrigin", global.location.origin);
+    }
   }
 
   function createQuery(params) {
@@ -65,6 +78,7 @@
     // What the real popup adds to its iframe URL (bill-payments-popup-js-sdk, CheckoutIframe.js).
     query.append("embedded", "true");
     query.append("billref", "popup");
+    addFrameOrigin(query);
     return query.toString();
   }
 
@@ -204,9 +218,15 @@
     if (!url.searchParams.get("invoiceUid") && !url.searchParams.get("invoice_uid")) {
       return Promise.reject(new Error("payUrl: no invoiceUid in " + url.href));
     }
+    // Only the mock's own form: "javascript:alert(1)//?invoice_uid=1" parses as a URL with an invoice_uid, and as
+    // the iframe's src it would run in this page. An http(s) payUrl of another origin is refused too.
+    if (!WEB_SCHEME.test(url.protocol) || BASE_ORIGIN === null || url.origin !== BASE_ORIGIN) {
+      return Promise.reject(new Error("payUrl: QiwiCheckout.openInvoice opens only payUrls of " + BASE_ORIGIN));
+    }
     url.searchParams.delete("successUrl");
     url.searchParams.set("embedded", "true");
     url.searchParams.set("billref", "popup");
+    addFrameOrigin(url.searchParams);
     return show(url.href, params);
   }
 

@@ -3,16 +3,17 @@
  *
  * It tells the popup (static/popup-v1.js, in the merchant's page) how the payment ended; the real popup closes
  * itself 2 seconds after a payment or an error (bill-payments-popup-js-sdk README). It also forwards the Escape
- * key, so the popup closes even while the focus is inside the iframe. The messages carry only the outcome,
- * nothing secret, so they are posted to any origin: the mock cannot know the merchant's.
+ * key, so the popup closes even while the focus is inside the iframe. The messages go only to the origin the
+ * mock let frame this page (data-parent-origin, the page's frame-ancestors); a page without one is not framed.
  */
 (function () {
   "use strict";
-  if (window.parent === window) {
+  var parentOrigin = document.body && document.body.getAttribute("data-parent-origin");
+  if (window.parent === window || !parentOrigin) {
     return;
   }
   function post(event) {
-    window.parent.postMessage({ source: "qiwi-bill-mock", event: event }, "*");
+    window.parent.postMessage({ source: "qiwi-bill-mock", event: event }, parentOrigin);
   }
   var outcome = document.body && document.body.getAttribute("data-popup-event");
   if (outcome) {

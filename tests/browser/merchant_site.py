@@ -1,5 +1,6 @@
 """A tiny merchant site for the browser tests: the successUrl page, a shop page using the popup, a notification
-receiver. It runs on its own port of 127.0.0.1, so to the browser it is another origin than the mock.
+receiver, and any page a test puts up (:meth:`MerchantSite.serve`, e.g. an attacker's page). It runs on its own port
+of 127.0.0.1, so to the browser it is another origin than the mock.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ class MerchantSite:
     url: str = ""
     notifications: list[Received] = field(default_factory=list)
     visits: list[Received] = field(default_factory=list)
+    pages: dict[str, str] = field(default_factory=dict)
     _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def serve(self, path: str, html_text: str) -> str:
+        """Serve ``html_text`` at ``path`` (until :meth:`clear`); returns the page's URL."""
+        self.pages[path] = html_text
+        return f"{self.url}{path}"
 
     def wait_notifications(self, count: int = 1, timeout: float = 15.0) -> list[Received]:
         """Block until ``count`` notifications arrived; return them."""
@@ -44,6 +51,7 @@ class MerchantSite:
         with self._changed:
             self.notifications.clear()
             self.visits.clear()
+            self.pages.clear()
 
 
 SHOP_PAGE = """<!doctype html>
@@ -95,6 +103,8 @@ def run_merchant_site() -> Iterator[MerchantSite]:
             if parts.path == "/shop":
                 mock = parse_qs(parts.query)["mock"][0]
                 self._send(200, SHOP_PAGE.format(mock=html.escape(mock)).encode(), "text/html; charset=utf-8")
+            elif parts.path in site.pages:
+                self._send(200, site.pages[parts.path].encode(), "text/html; charset=utf-8")
             elif parts.path.startswith("/success"):
                 self._send(200, SUCCESS_PAGE.encode(), "text/html; charset=utf-8")
             else:

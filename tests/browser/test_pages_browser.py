@@ -7,12 +7,14 @@ Screenshots go to ``artifacts/screenshots/``.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
+import httpx
 import pytest
 from merchant_site import run_merchant_site
 from starlette.applications import Starlette
@@ -30,7 +32,7 @@ MERCHANT = Merchant(site_id="270305", secret_key="sk-browser-secret", public_key
 
 @dataclass
 class Ctx:
-    store: Store | None = None
+    service: Store | None = None
 
 
 CTX = Ctx()
@@ -51,10 +53,10 @@ def site():
 @pytest.fixture
 def store(mock_url, site):
     store = Store(Settings(merchants=(MERCHANT,), public_url=mock_url))
-    CTX.store = store
+    CTX.service = store
     site.clear()
     yield store
-    CTX.store = None
+    CTX.service = None
     store.close()
 
 
@@ -328,3 +330,88 @@ def test_popup_rejects_an_expired_bill_and_bad_params(page, store, mock_url, sit
     assert "publicKey and amount" in result["message"]
     page.evaluate("() => window.checkout('openInvoice', {payUrl: 'https://example.invalid/form'})")
     assert "invoiceUid" in outcome(page)["message"]
+
+
+# --- issue 16: another origin can neither pay by auto-submitting a form, nor frame the form; javascript: payUrls ---
+
+
+def form_token(mock_url: str, bill: Bill) -> str:
+    """The page token, as an attacker could read it from the form page with any HTTP client."""
+    text = httpx.get(f"{mock_url}/form/?invoice_uid={bill.invoice_uid}").text
+    match = re.search(r'name="token" value="([0-9a-f]+)"', text)
+    return match[1] if match else ""  # "" on a mock without tokens, so the test shows what such a mock does
+
+
+AUTO_SUBMIT = """<!doctype html><html><head><meta charset="utf-8"><title>Win a prize</title></head><body>
+<form id="f" method="post" action="{action}">
+<input type="hidden" name="paySource" value="qw"><input type="hidden" name="token" value="{token}">
+</form>
+<script>document.getElementById("f").submit();</script>
+</body></html>
+"""
+
+
+@pytest.mark.parametrize("action", ["pay", "decline"])
+def test_a_page_on_another_origin_cannot_pay_or_decline_by_auto_submitting(page, store, mock_url, site, action):
+    # Before: this page on another origin auto-submitted POST /form/pay and the bill became PAID.
+    bill = issue(store)
+    attacker = site.serve(
+        "/prize",
+        AUTO_SUBMIT.format(
+            action=f"{mock_url}/form/{action}?invoice_uid={bill.invoice_uid}", token=form_token(mock_url, bill)
+        ),
+    )
+    with page.expect_response(re.compile(rf".*/form/{action}\?.*")) as answer:
+        page.goto(attacker)
+    assert answer.value.status == 403
+    page.wait_for_url(re.compile(rf".*/form/{action}\?.*"))
+    assert page.locator("h1").inner_text() == "Request refused"
+    assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
+
+
+FRAMING = """<!doctype html><html><head><meta charset="utf-8"><title>Framing</title></head><body>
+<iframe id="f" src="{src}" onload="window.loaded = true" style="width:600px;height:600px"></iframe>
+</body></html>
+"""
+
+
+def framed_pay_buttons(page, site, src: str) -> int:
+    """How many Pay buttons the page on the merchant site's origin sees inside an iframe of ``src``."""
+    page.goto(site.serve("/frame", FRAMING.format(src=html.escape(src))))
+    page.wait_for_function("window.loaded === true")
+    frame = page.frame_locator("#f")
+    return frame.locator("#pay").count()
+
+
+def test_another_origin_cannot_frame_the_form(page, screenshot, store, mock_url, site):
+    # Before: no frame-ancestors and no X-Frame-Options, so any page could frame the one-click Pay form.
+    bill = issue(store)
+    link = pay_url(mock_url, bill)
+    assert framed_pay_buttons(page, site, link) == 0
+    screenshot("framing-refused")
+    # embedded=true framed by an origin other than the one the link names: refused too.
+    assert framed_pay_buttons(page, site, f"{link}&embedded=true&frameOrigin={quote(mock_url, safe='')}") == 0
+    # The control: the merchant's own origin may frame the embedded page (what the popup does).
+    assert framed_pay_buttons(page, site, f"{link}&embedded=true&frameOrigin={quote(site.url, safe='')}") == 1
+    assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
+
+
+def test_popup_refuses_a_javascript_or_foreign_pay_url(page, store, mock_url, site, dialogs):
+    # Before: "javascript:...//?invoice_uid=1" passed the invoiceUid check and became the iframe's src.
+    bill = issue(store)
+    open_shop(page, site, mock_url)
+    for pay_url_ in (
+        "javascript:alert(document.domain)//?invoice_uid=1",
+        "JavaScript:alert(1)//?invoiceUid=1",
+        "data:text/html,<script>alert(1)</script>?invoice_uid=1",
+        f"{site.url}/form/?invoice_uid={bill.invoice_uid}",  # http, but not the mock's origin
+    ):
+        page.evaluate("url => window.checkout('openInvoice', {payUrl: url})", pay_url_)
+        result = outcome(page)
+        assert result["ok"] is False, pay_url_
+        assert "payUrl" in result["message"]
+        assert page.locator("#qiwi-checkout-popup").count() == 0
+    assert dialogs == []
+    # The mock's own payUrl still opens.
+    page.evaluate("url => window.checkout('openInvoice', {payUrl: url})", pay_url(mock_url, bill))
+    page.frame_locator("#qiwi-checkout-frame").locator("#pay").wait_for()

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -30,7 +30,7 @@ OTHER = Merchant(site_id="other-00", secret_key="sk-other", public_key="pk-other
 
 @dataclass
 class Ctx:
-    store: Store | None = None
+    service: Store | None = None
 
 
 CTX = Ctx()
@@ -45,9 +45,9 @@ def base_url():
 @pytest.fixture
 def store():
     store = Store(Settings(merchants=(MERCHANT, OTHER), public_url="http://testserver"), clock=lambda: START)
-    CTX.store = store
+    CTX.service = store
     yield store
-    CTX.store = None
+    CTX.service = None
     store.close()
 
 
@@ -80,9 +80,24 @@ def pay_link(bill: Bill, **options: str) -> str:
     return form_url(bill, **options).replace("/form/?", "/form/pay?")
 
 
-def assert_page_headers(response) -> None:
+def page_token(client: httpx.Client, bill: Bill) -> str:
+    """The token the bill's form page carries (Pay and Decline must send it back)."""
+    match = re.search(r'name="token" value="([0-9a-f]+)"', client.get(form_url(bill)).text)
+    # "" on a mock without tokens (test_the_form_carries_the_token_in_both_forms pins that there is one), so each
+    # test fails on such a mock for what it checks.
+    return match[1] if match else ""
+
+
+def assert_page_headers(response, *, framable_by: str | None = None) -> None:
     assert response.headers["referrer-policy"] == "no-referrer-when-downgrade"
-    assert "default-src 'none'" in response.headers["content-security-policy"]
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    if framable_by is None:
+        assert "frame-ancestors 'none'" in csp
+        assert response.headers["x-frame-options"] == "DENY"
+    else:
+        assert csp.endswith(f"; frame-ancestors {framable_by}")
+        assert "x-frame-options" not in response.headers
 
 
 def assert_no_external_assets(text: str) -> None:
@@ -152,7 +167,8 @@ def test_javascript_success_url_is_refused(client, store):
         response = client.get(form_url(bill, successUrl=url))
         assert response.status_code == 400
         assert "successUrl" in response.text
-    response = client.post(pay_link(bill, successUrl="javascript:alert(1)"), data={"paySource": "qw"})
+    token = page_token(client, bill)
+    response = client.post(pay_link(bill, successUrl="javascript:alert(1)"), data={"paySource": "qw", "token": token})
     assert response.status_code == 400
     assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
 
@@ -162,7 +178,8 @@ def test_comment_with_markup_renders_as_text(client, store):
     text = client.get(form_url(bill)).text
     assert "<script>alert" not in text
     assert "<img src=x" not in text
-    assert "&lt;script&gt;alert(&quot;xss&quot;)&lt;/script&gt;" in text
+    # Jinja2's autoescaping (markupsafe) writes " as &#34;.
+    assert "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;" in text
 
 
 # --- paying and declining ---------------------------------------------------------------------------------------
@@ -173,7 +190,7 @@ def test_pay_goes_through_the_store_and_redirects_to_success_url(client, store):
     success = "https://shop.example/thanks?order=1"
     response = client.post(
         f"/form/pay?invoice_uid={bill.invoice_uid}&successUrl=" + "https%3A%2F%2Fshop.example%2Fthanks%3Forder%3D1",
-        data={"paySource": "card"},
+        data={"paySource": "card", "token": page_token(client, bill)},
     )
     assert response.status_code == 303
     assert response.headers["location"] == success
@@ -185,7 +202,7 @@ def test_pay_goes_through_the_store_and_redirects_to_success_url(client, store):
 
 def test_pay_without_success_url_shows_the_paid_page(client, store):
     bill = issue(store)
-    response = client.post(pay_link(bill), data={"paySource": "qw"})
+    response = client.post(pay_link(bill), data={"paySource": "qw", "token": page_token(client, bill)})
     assert response.status_code == 303
     page = client.get(response.headers["location"])
     assert page.status_code == 200
@@ -195,16 +212,18 @@ def test_pay_without_success_url_shows_the_paid_page(client, store):
 
 def test_paying_twice_is_refused(client, store):
     bill = issue(store)
-    client.post(pay_link(bill), data={"paySource": "qw"})
-    response = client.post(pay_link(bill), data={"paySource": "qw"})
+    token = page_token(client, bill)
+    client.post(pay_link(bill), data={"paySource": "qw", "token": token})
+    response = client.post(pay_link(bill), data={"paySource": "qw", "token": token})
     assert response.status_code == 409
     assert "cannot be paid" in response.text
 
 
 def test_pay_source_must_be_offered(client, store):
     bill = issue(store, custom_fields={"paySourcesFilter": "card"})
+    token = page_token(client, bill)
     for source in ("qw", "bitcoin"):
-        response = client.post(pay_link(bill), data={"paySource": source})
+        response = client.post(pay_link(bill), data={"paySource": source, "token": token})
         assert response.status_code == 400
     assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
 
@@ -220,36 +239,39 @@ def test_a_get_of_a_button_url_shows_the_form_and_changes_nothing(client, store)
 
 def test_decline_rejects_the_bill(client, store):
     bill = issue(store)
-    response = client.post(f"/form/decline?invoice_uid={bill.invoice_uid}")
+    token = page_token(client, bill)
+    response = client.post(f"/form/decline?invoice_uid={bill.invoice_uid}", data={"token": token})
     assert response.status_code == 303
     assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "REJECTED"
     page = client.get(response.headers["location"])
     assert "Bill rejected" in page.text
-    assert client.post(pay_link(bill), data={"paySource": "qw"}).status_code == 409
+    assert client.post(pay_link(bill), data={"paySource": "qw", "token": token}).status_code == 409
 
 
 def test_expired_bill_shows_expired_and_cannot_be_paid(client, store):
     bill = issue(store)
+    token = page_token(client, bill)  # the customer opened the form before it expired
     store.advance_clock(2 * 86400)
     page = client.get(form_url(bill))
     assert page.status_code == 200
     assert "Bill expired" in page.text
     assert 'id="pay"' not in page.text
-    assert client.post(pay_link(bill), data={"paySource": "qw"}).status_code == 409
-    assert client.post(f"/form/decline?invoice_uid={bill.invoice_uid}").status_code == 409
+    assert client.post(pay_link(bill), data={"paySource": "qw", "token": token}).status_code == 409
+    assert client.post(f"/form/decline?invoice_uid={bill.invoice_uid}", data={"token": token}).status_code == 409
     assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "EXPIRED"
 
 
 def test_the_form_expires_on_time_even_when_the_api_lags(client):
     # node-qiwi-sdk#6: the form said "expired" while GET still answered WAITING (the mock's --expiry-lag).
     lagging = Store(Settings(merchants=(MERCHANT,), expiry_lag=3600), clock=lambda: START)
-    CTX.store = lagging
+    CTX.service = lagging
     try:
         bill = issue(lagging)
+        token = page_token(client, bill)
         lagging.advance_clock(86400 + 60)
         assert lagging.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
         assert "Bill expired" in client.get(form_url(bill)).text
-        assert client.post(pay_link(bill), data={"paySource": "qw"}).status_code == 409
+        assert client.post(pay_link(bill), data={"paySource": "qw", "token": token}).status_code == 409
         assert lagging.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
     finally:
         lagging.close()
@@ -257,8 +279,10 @@ def test_the_form_expires_on_time_even_when_the_api_lags(client):
 
 def test_pay_url_lifetime_shortens_the_form(client, store):
     bill = issue(store)
+    token = page_token(client, bill)
     assert "Bill expired" in client.get(form_url(bill, lifetime="2026-11-28T1159")).text
-    assert client.post(pay_link(bill, lifetime="2026-11-28T1159"), data={"paySource": "qw"}).status_code == 409
+    shortened = client.post(pay_link(bill, lifetime="2026-11-28T1159"), data={"paySource": "qw", "token": token})
+    assert shortened.status_code == 409
     assert 'id="pay"' in client.get(form_url(bill, lifetime="2026-11-28T1300")).text
     assert client.get(form_url(bill, lifetime="2026-11-28T12:59")).status_code == 400
 
@@ -303,8 +327,17 @@ def test_create_issues_the_bill_and_redirects_to_the_form(client, store):
 def test_create_again_opens_the_existing_bill(client, store):
     params = {"publicKey": MERCHANT.public_key, "billId": "form-2", "amount": "10"}
     first = client.get("/create", params=params)
-    second = client.get("/create", params={**params, "amount": "99"})
-    assert first.headers["location"] == second.headers["location"]
+    # The same link (other form options are fine: they change the page, not the bill) opens the same bill.
+    second = client.get("/create", params={**params, "amount": "10.00", "successUrl": "https://shop.example/ok"})
+    assert first.status_code == second.status_code == 303
+    assert (
+        parse_qs(urlsplit(first.headers["location"]).query)["invoice_uid"]
+        == (parse_qs(urlsplit(second.headers["location"]).query)["invoice_uid"])
+    )
+    # Issue 16 (isolation): before, a link with another amount opened the bill too; now it is refused.
+    third = client.get("/create", params={**params, "amount": "99"})
+    assert third.status_code == 409
+    assert "location" not in third.headers
     assert store.get_bill(MERCHANT.site_id, "form-2").amount == Decimal("10.00")
 
 
@@ -373,3 +406,138 @@ def test_popup_script_and_static_files(client):
     assert client.get("/static/qiwi-form.js").status_code == 200
     for name in ("../pages.py", "popup-v1.js.bak", "nope.css"):
         assert client.get(f"/static/{name}").status_code == 404
+
+
+# --- issue 16, item 3: a public key reaches only bills its own link issued; Pay and Decline only from the page ---
+
+
+def test_create_never_opens_a_bill_issued_with_the_secret_key(client, store):
+    # Before: /create?publicKey=...&billId=<an API bill> redirected to that bill's form (amount, comment, Pay).
+    bill = issue(store, bill_id="order-1001", comment="secret order details")
+    for amount in ("1234.50", "1"):
+        response = client.get(
+            "/create", params={"publicKey": MERCHANT.public_key, "billId": "order-1001", "amount": amount}
+        )
+        assert response.status_code == 409
+        assert_page_headers(response)
+        assert "Bill already exists" in response.text
+        assert "location" not in response.headers
+        assert bill.invoice_uid not in response.text
+        assert "secret order details" not in response.text
+    # A link without amount asks for it, whether or not the billId exists, and shows nothing of the bill.
+    asked = client.get("/create", params={"publicKey": MERCHANT.public_key, "billId": "order-1001"})
+    assert asked.status_code == 200
+    assert 'name="amount"' in asked.text
+    assert bill.invoice_uid not in asked.text
+    assert store.get_bill(MERCHANT.site_id, "order-1001").status == "WAITING"
+
+
+def test_create_opens_a_form_bill_only_for_the_same_parameters(client, store):
+    params = {"publicKey": MERCHANT.public_key, "billId": "link-1", "amount": "10", "comment": "Coffee"}
+    first = client.get("/create", params=params)
+    assert first.status_code == 303
+    assert client.get("/create", params=params).headers["location"] == first.headers["location"]
+    for changed in (
+        {"comment": "Tea"},
+        {"phone": "79000000000"},
+        {"customFields[x]": "1"},
+        {"lifetime": "2026-12-01T0000"},
+    ):
+        response = client.get("/create", params={**params, **changed})
+        assert response.status_code == 409, changed
+        assert "location" not in response.headers
+    # The other merchant's public key never reaches this merchant's bill: it issues its own.
+    other = client.get("/create", params={**params, "publicKey": OTHER.public_key})
+    assert other.status_code == 303
+    assert other.headers["location"] != first.headers["location"]
+
+
+def test_pay_and_decline_need_the_page_token(client, store):
+    # Before: one keyless POST with no token paid any bill whose invoice_uid was known.
+    bill = issue(store)
+    for data in ({}, {"token": ""}, {"token": "0" * 64}, {"token": page_token(client, issue(store, "order-2"))}):
+        for url in (pay_link(bill), f"/form/decline?invoice_uid={bill.invoice_uid}"):
+            response = client.post(url, data={"paySource": "qw", **data})
+            assert response.status_code == 403, (url, data)
+            assert "payment page" in response.text
+            assert_page_headers(response)
+    assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # another port of 127.0.0.1 is "same-site", not the mock's origin
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://evil.example"},
+    ],
+)
+def test_a_cross_origin_post_with_the_token_does_not_pay(client, store, headers):
+    bill = issue(store)
+    token = page_token(client, bill)  # even an attacker who read the page elsewhere
+    for url in (pay_link(bill), f"/form/decline?invoice_uid={bill.invoice_uid}"):
+        response = client.post(url, data={"paySource": "qw", "token": token}, headers=headers)
+        assert response.status_code == 403
+        assert "another site" in response.text
+    assert store.get_bill(MERCHANT.site_id, bill.bill_id).status == "WAITING"
+
+
+def test_a_same_origin_post_with_the_token_pays(client, store, base_url):
+    bill = issue(store)
+    headers = {"Origin": base_url, "Sec-Fetch-Site": "same-origin"}
+    response = client.post(
+        pay_link(bill), data={"paySource": "card", "token": page_token(client, bill)}, headers=headers
+    )
+    assert response.status_code == 303
+    assert store.get_bill(MERCHANT.site_id, bill.bill_id).pay_source == "card"
+
+
+# --- issue 16, item 8: no framing, except an embedded page by the merchant's origin ----------------------------
+
+
+def test_form_pages_cannot_be_framed(client, store):
+    # Before: a strict CSP without frame-ancestors (which does not fall back to default-src) and no X-Frame-Options.
+    bill = issue(store)
+    for url in (form_url(bill), "/form/?invoice_uid=nope", f"/create?publicKey={MERCHANT.public_key}"):
+        assert_page_headers(client.get(url))
+    # embedded=true with nothing that names the merchant's origin: not framable either.
+    assert_page_headers(client.get(form_url(bill, embedded="true")))
+
+
+def test_embedded_pages_are_framable_only_by_the_merchant_origin(client, store):
+    bill = issue(store)
+    shop = "http://127.0.0.1:9"
+    page = client.get(form_url(bill, embedded="true", frameOrigin=shop))
+    assert_page_headers(page, framable_by=shop)
+    assert f'data-parent-origin="{shop}"' in page.text
+    # The form's own buttons and redirects carry the origin on, so the paid page still loads in the popup.
+    assert "frameOrigin=http%3A%2F%2F127.0.0.1%3A9" in page.text
+    success = "https://shop.example/thanks?x=1"
+    assert_page_headers(
+        client.get(form_url(bill, embedded="true", successUrl=quote(success, safe=""))),
+        framable_by="https://shop.example",
+    )
+    # The Referer of the page that opened the iframe, when it is another origin than the mock's.
+    by_referer = client.get(form_url(bill, embedded="true"), headers={"Referer": f"{shop}/checkout?step=2"})
+    assert_page_headers(by_referer, framable_by=shop)
+    own = client.get(form_url(bill, embedded="true"), headers={"Referer": f"{client.base_url}form/"})
+    assert_page_headers(own)
+    # Error pages and the amount page inside the popup follow the same rule.
+    assert_page_headers(client.get("/form/?invoice_uid=nope&embedded=true&frameOrigin=" + shop), framable_by=shop)
+    amount = client.get("/create", params={"publicKey": MERCHANT.public_key, "embedded": "true", "frameOrigin": shop})
+    assert_page_headers(amount, framable_by=shop)
+    assert client.get(form_url(bill, embedded="true", frameOrigin="javascript:alert(1)")).status_code == 400
+
+
+def test_a_paid_embedded_page_keeps_its_frame_origin(client, store):
+    bill = issue(store)
+    shop = "http://127.0.0.1:9"
+    token = page_token(client, bill)
+    response = client.post(pay_link(bill, embedded="true", frameOrigin=shop), data={"paySource": "qw", "token": token})
+    assert response.status_code == 303
+    paid = client.get(response.headers["location"])
+    assert "The bill is paid" in paid.text
+    assert 'data-popup-event="paid"' in paid.text
+    assert_page_headers(paid, framable_by=shop)

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from qiwi_bill import MOSCOW_TZ
+from qiwi_bill import MOSCOW_TZ, PAY_SOURCES
 from qiwi_bill_mock.pages import (
     PAGE_HEADERS,
     BillView,
@@ -24,6 +24,9 @@ from qiwi_bill_mock.pages import (
     render_final_page,
     validate_success_url,
 )
+from qiwi_bill_mock.pages_guard import PageGuard, frame_ancestor, page_headers
+from qiwi_bill_mock.pages_params import origin_of
+from qiwi_bill_mock.pages_views import PAY_SOURCE_LABELS
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=MOSCOW_TZ)
 
@@ -251,7 +254,8 @@ def test_bill_page_escapes_every_supplied_value():
     status, text = render_bill_page(page, parse_form_options({"paySource": XSS, "allowedPaySources": XSS}), now=NOW)
     assert status == 200
     assert "<script>alert" not in text
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#x27;&quot;" in text
+    # Jinja2's autoescaping (markupsafe): " is &#34; and ' is &#39;.
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;&#39;&#34;" in text
     assert "<script" not in text  # not embedded: no script at all
 
 
@@ -295,16 +299,142 @@ def test_error_page_escapes_and_shows_status():
     assert "HTTP 400" in text
 
 
-def test_all_lists_exactly_the_public_names():
-    module = importlib.import_module("qiwi_bill_mock.pages")
-    public = {
+PAGE_MODULES = ["pages_params", "pages_views", "pages_guard", "pages_backend"]
+CONSTANTS = {"PAGE_HEADERS", "PAY_SOURCE_LABELS", "BillStatus"}  # values without a __module__ of their own
+
+
+def _defined_here(module) -> set[str]:
+    return {
         name
         for name, value in vars(module).items()
         if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
     }
-    assert sorted(module.__all__) == sorted(public | {"PAGE_HEADERS", "PAY_SOURCES"})
+
+
+@pytest.mark.parametrize("name", PAGE_MODULES)
+def test_all_lists_exactly_the_public_names(name):
+    module = importlib.import_module(f"qiwi_bill_mock.{name}")
+    assert module.__doc__
+    assert sorted(module.__all__) == sorted(_defined_here(module) | (CONSTANTS & set(vars(module))))
+
+
+def test_pages_exports_its_routes_and_the_parts_users_import():
+    module = importlib.import_module("qiwi_bill_mock.pages")
+    parts = set().union(*(importlib.import_module(f"qiwi_bill_mock.{name}").__all__ for name in PAGE_MODULES))
+    assert _defined_here(module) == {"page_routes"}
+    assert set(module.__all__) <= parts | {"page_routes"}
+    assert "page_routes" in module.__all__
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
+def test_every_pages_module_stays_small():
+    # Issue 12: no module of the pages over about 400 lines.
+    for name in ["pages", *PAGE_MODULES]:
+        path = importlib.import_module(f"qiwi_bill_mock.{name}").__file__
+        assert path is not None
+        with open(path, encoding="utf-8") as source:
+            assert sum(1 for _ in source) <= 400, name
+
+
+def test_pay_source_labels_follow_qiwi_bill():
+    # One pay-source list (qiwi_bill.PAY_SOURCES); the pages only name each entry, in its order.
+    assert tuple(PAY_SOURCE_LABELS) == PAY_SOURCES
 
 
 def test_page_headers():
     assert PAGE_HEADERS["Referrer-Policy"] == "no-referrer-when-downgrade"
     assert "script-src 'self'" in PAGE_HEADERS["Content-Security-Policy"]
+
+
+# --- the guard: tokens, origins, framing ------------------------------------------------------------------------
+
+OWN = ["http://127.0.0.1:8080"]
+
+
+def test_page_tokens_are_per_bill_and_per_process():
+    guard = PageGuard(secret=b"k" * 32)
+    assert guard.token("a") == PageGuard(secret=b"k" * 32).token("a")
+    assert guard.token("a") != guard.token("b")
+    assert guard.token("a") != PageGuard().token("a")
+    guard.check_action(invoice_uid="a", token=guard.token("a"), headers={}, own_origins=OWN)
+
+
+@pytest.mark.parametrize(
+    ("headers", "token_ok", "allowed"),
+    [
+        ({}, True, True),  # an HTTP client without browser headers, with the page's token
+        ({"sec-fetch-site": "same-origin", "origin": "http://127.0.0.1:8080"}, True, True),
+        ({"origin": "https://127.0.0.1:8080"}, True, True),  # behind a TLS proxy the scheme differs, not the host
+        ({}, False, False),
+        ({"sec-fetch-site": "cross-site"}, True, False),
+        ({"sec-fetch-site": "same-site"}, True, False),
+        ({"sec-fetch-site": "none"}, True, False),
+        ({"origin": "http://127.0.0.1:8081"}, True, False),
+        ({"origin": "null"}, True, False),
+        ({"origin": "not a url"}, True, False),
+    ],
+)
+def test_check_action(headers, token_ok, allowed):
+    guard = PageGuard()
+    token = guard.token("uid") if token_ok else "x"
+    if allowed:
+        guard.check_action(invoice_uid="uid", token=token, headers=headers, own_origins=OWN)
+    else:
+        with pytest.raises(PageError) as caught:
+            guard.check_action(invoice_uid="uid", token=token, headers=headers, own_origins=OWN)
+        assert caught.value.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://Shop.Example/thanks?x=1", "https://shop.example"),
+        ("https://shop.example:443/", "https://shop.example"),
+        ("http://127.0.0.1:8081/shop", "http://127.0.0.1:8081"),
+        ("http://[::1]:9/", "http://[::1]:9"),
+    ],
+)
+def test_origin_of(url, origin):
+    assert origin_of(url) == origin
+
+
+def test_frame_ancestor_order_and_refusals():
+    def ancestor(**values):
+        base = {"embedded": True, "frame_origin": None, "success_url": None, "referer": None, "own_origins": OWN}
+        return frame_ancestor(**{**base, **values})
+
+    shop, site = "http://127.0.0.1:9", "https://shop.example"
+    assert ancestor(embedded=False, frame_origin=shop) is None
+    assert ancestor(frame_origin=shop, success_url=f"{site}/ok", referer="http://other.example/") == shop
+    assert ancestor(success_url=f"{site}/ok", referer="http://other.example/") == site
+    assert ancestor(referer="http://other.example/page") == "http://other.example"
+    assert ancestor(referer="http://127.0.0.1:8080/form/?invoice_uid=x") is None  # the mock's own page
+    assert ancestor(frame_origin="javascript:alert(1)", referer="garbage") is None
+    assert ancestor() is None
+
+
+def test_page_headers_for_framed_and_unframed_pages():
+    assert PAGE_HEADERS["X-Frame-Options"] == "DENY"
+    assert PAGE_HEADERS["Content-Security-Policy"].endswith("; frame-ancestors 'none'")
+    framed = page_headers("https://shop.example")
+    assert "X-Frame-Options" not in framed
+    assert framed["Content-Security-Policy"].endswith("; frame-ancestors https://shop.example")
+    assert framed["Content-Security-Policy"].startswith("default-src 'none';")
+
+
+def test_the_form_carries_the_token_in_both_forms():
+    _, text = render_bill_page(bill(), FormOptions(), now=NOW, token="t0k3n")
+    assert text.count('<input type="hidden" name="token" value="t0k3n">') == 2
+
+
+def test_create_fingerprint_ignores_form_options_only():
+    base = [("publicKey", "pk"), ("billId", "b"), ("amount", "10")]
+    same = parse_create_params(base).fingerprint()
+    assert (
+        parse_create_params([*base, ("successUrl", "https://x.example/"), ("embedded", "true")]).fingerprint() == same
+    )
+    assert parse_create_params([("publicKey", "pk"), ("billId", "b"), ("amount", "10.00")]).fingerprint() == same
+    for extra in (("comment", "c"), ("email", "e@x"), ("customFields[a]", "1"), ("lifetime", "2026-12-01T0000")):
+        assert parse_create_params([*base, extra]).fingerprint() != same
+    assert parse_create_params([("publicKey", "pk2"), *base[1:]]).fingerprint() != same

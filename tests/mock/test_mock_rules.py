@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -264,7 +265,9 @@ async def test_the_latest_accepted_expiry_renders_and_pays(client: httpx.AsyncCl
     page = await client.get(f"/form/?invoice_uid={uid}")
     assert page.status_code == 200
     assert "9999" in page.text
-    paid = await client.post(f"/form/pay?invoice_uid={uid}", data={"paySource": "card"})
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page.text)
+    assert token is not None  # Pay needs the page's token (issue 16 item 3)
+    paid = await client.post(f"/form/pay?invoice_uid={uid}", data={"paySource": "card", "token": token[1]})
     assert paid.status_code == 303
 
 

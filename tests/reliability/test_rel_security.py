@@ -275,7 +275,8 @@ def test_secret_keys_never_appear_in_any_output(
         for url in (pay_url, pay_url + "&successUrl=https%3A%2F%2Fshop.example%2Fok", "/form/?invoice_uid=nope"):
             page = raw.get(url)
             captured.append(f"{page.status_code} {page.headers} {page.text}")
-        form = raw.post(pay_url.replace("/form/?", "/form/pay?"), data={})
+        token = raw.get(pay_url).text.partition('name="token" value="')[2].partition('"')[0]  # Pay needs the page's
+        form = raw.post(pay_url.replace("/form/?", "/form/pay?"), data={"token": token})
         captured.append(f"{form.status_code} {form.headers} {form.text}")
         create_page = raw.get("/create", params={"publicKey": PUBLIC_A, "amount": "3.00", "comment": "c"})
         captured.append(f"{create_page.status_code} {create_page.headers} {create_page.text}")
