@@ -91,7 +91,10 @@ def sync_detailed(
     Args:
         bill_id (str):
         body (CreateBillRequest): Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields
-            are ignored.
+            are ignored. An optional member
+            sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required
+            one
+            sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -129,7 +132,10 @@ def sync(
     Args:
         bill_id (str):
         body (CreateBillRequest): Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields
-            are ignored.
+            are ignored. An optional member
+            sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required
+            one
+            sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -162,7 +168,10 @@ async def asyncio_detailed(
     Args:
         bill_id (str):
         body (CreateBillRequest): Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields
-            are ignored.
+            are ignored. An optional member
+            sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required
+            one
+            sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -198,7 +207,10 @@ async def asyncio(
     Args:
         bill_id (str):
         body (CreateBillRequest): Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields
-            are ignored.
+            are ignored. An optional member
+            sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required
+            one
+            sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
