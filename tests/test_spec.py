@@ -55,6 +55,10 @@ def test_every_error_status_is_documented_as_json_error_body(method: str, path: 
     if op["operationId"] != "createBill":
         assert "404" in statuses, "every call on an existing bill can answer api.invoice.not.found"
     for status, response in op["responses"].items():
+        if status == "401":
+            # QIWI's 401 had an empty body (Java SDK live test, java-sdk#26): documented without content.
+            assert "content" not in lint_spec.resolve(response)
+            continue
         content = lint_spec.resolve(response)["content"]
         assert list(content) == ["application/json"], f"{status} must be JSON only"
         if status != "200":
@@ -262,10 +266,10 @@ class TestNullMeansAbsentInRequests:
 
 def test_unauthorized_documents_the_empty_body_default_and_the_json_alternative() -> None:
     response = lint_spec.load_spec()["components"]["responses"]["Unauthorized"]
-    assert "empty body" in response["description"]
-    assert "auth.unauthorized" in response["description"]
-    example = response["content"]["application/json"]["examples"]["unauthorized"]
-    value = lint_spec.resolve(example)["value"]
+    assert "content" not in response  # a documented JSON body would make the generated client parse b""
+    description = response["description"]
+    assert "empty body" in description
+    assert '"errorCode":"auth.unauthorized"' in description
     # The reference document's sample spells it `datetime`; every other source, and the mock, `dateTime`.
-    assert "dateTime" in value
-    assert "datetime" not in value
+    assert '"dateTime":' in description
+    assert '"datetime"' not in description
