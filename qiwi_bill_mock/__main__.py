@@ -83,7 +83,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="statuses that notify, comma-separated (default PAID; also REJECTED, EXPIRED)",
     )
     add("--strict-idempotency", action="store_true", default=_env_flag("STRICT_IDEMPOTENCY"))
-    add("--empty-401", action="store_true", default=_env_flag("EMPTY_401"), help="401 without a body")
+    add("--empty-401", action="store_true", default=_env_flag("EMPTY_401"), help="401 without a body (the default)")
+    add("--json-401", action="store_true", default=_env_flag("JSON_401"), help="401 with QIWI's JSON error body")
     add("--expiry-lag", type=float, default=float(_env("EXPIRY_LAG", "0") or 0), help="seconds before EXPIRED shows")
     add(
         "--fault",
@@ -149,8 +150,8 @@ def build_settings(args: argparse.Namespace, *, public_url: str) -> tuple[Settin
         data["notify_statuses"] = frozenset(s.upper() for s in _csv(args.notify_statuses))
     if args.strict_idempotency:
         data["strict_idempotency"] = True
-    if args.empty_401:
-        data["empty_unauthorized_body"] = True
+    if args.json_401 and not args.empty_401:
+        data["empty_unauthorized_body"] = False
     if args.expiry_lag:
         data["expiry_lag"] = args.expiry_lag
     if args.fault_seed is not None:

@@ -194,7 +194,9 @@ class Settings:
             connections' commits. Enforced: an owner holds an exclusive lock on `<db_path>-lock`, every other
             store a shared one, and a store that cannot get its lock refuses to open (`DatabaseInUse`).
         strict_idempotency: A repeated create with a different body answers 409 instead of the stored bill.
-        empty_unauthorized_body: 401 with an empty body, as the real service sometimes did.
+        empty_unauthorized_body: 401 with an empty body (the default: what QIWI's Java SDK live test
+            testClientWithIncorrectSecretKey expects, bill-payments-java-sdk#26); `False` sends QIWI's JSON
+            `auth.unauthorized` body (the reference document's sample).
         accepted_currencies: Currencies a bill may be issued in (QIWI P2P: RUB and KZT).
         notify_statuses: Bill statuses that send a notification (documented: PAID only).
         retry_schedule: Delays, in seconds before scaling, between delivery attempts.
@@ -212,7 +214,7 @@ class Settings:
     db_path: str | None = None
     db_owner: bool = False
     strict_idempotency: bool = False
-    empty_unauthorized_body: bool = False
+    empty_unauthorized_body: bool = True
     accepted_currencies: frozenset[str] = field(default=frozenset({"RUB", "KZT"}), converter=_to_frozenset)
     notify_statuses: frozenset[str] = field(default=frozenset({"PAID"}), converter=_to_frozenset)
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE

@@ -183,21 +183,50 @@ def _message(kind: Any) -> str:
     return f"invalid value ({name})"
 
 
+def _leaf_errors(errors: list[Any]) -> list[Any]:
+    """Errors under the spec's `anyOf: [X, {type: null}]` (an optional member that may be null) reported against X.
+
+    jsonschema-rs reports one `anyOf` error for the member; what is wrong is what X says, not "is not null".
+    """
+    out: list[Any] = []
+    for error in errors:
+        if error.kind.name != "anyOf":
+            out.append(error)
+            continue
+        subs = [
+            sub
+            for branch in error.kind.context
+            for sub in branch
+            if not (sub.kind.name == "type" and sub.kind.as_dict().get("types") == ["null"])
+        ]
+        out.extend(_leaf_errors(subs) if subs else [error])
+    return out
+
+
 def validate(validator: Any, body: Any) -> None:
-    """Validate a parsed body; wrong JSON types are unreadable, other violations invalid values."""
+    """Validate a parsed body; wrong JSON types are unreadable, other violations invalid values.
+
+    A `null` where the document allows none is a required member sent as null (optional members may be null,
+    meaning absent): 400 `validation.error` "must not be null", as for a missing one. The real service was
+    Java/Jackson with bean validation, which reads null as absent and reports `@NotNull` as "must not be null"
+    (issue 13; Java SDK live test: create with a null amount → 400). A `null` body stays unreadable.
+    """
     cause: dict[str, list[str]] = {}
     try:
         if validator.is_valid(body):  # the common case, without building an error iterator
             return
-        errors = list(validator.iter_errors(body))
+        errors = _leaf_errors(list(validator.iter_errors(body)))
     except (ValueError, OverflowError, TypeError):
         # jsonschema-rs cannot represent the value (e.g. a huge exponent): treat it as unreadable.
         raise RequestInvalid(conversion=True) from None
     for error in errors:
+        path = list(error.instance_path)
+        if error.kind.name == "type" and error.instance is None and path:
+            cause.setdefault(_field(path), []).append("must not be null")
+            continue
         if error.kind.name == "type":
             # Spring/Jackson could not bind the body to the DTO: "http.message.conversion.failed" [doc, P2P].
             raise RequestInvalid(conversion=True)
-        path = list(error.instance_path)
         if error.kind.name == "required":
             path.append(error.kind.as_dict()["property"])
         cause.setdefault(_field(path), []).append(_message(error.kind))
@@ -229,7 +258,9 @@ def draft_from_body(validators: SpecValidators, body: Any) -> BillDraft:
         expiration, with_fraction = parse_rfc3339(body["expirationDateTime"])
     except ValueError as exc:
         raise RequestInvalid(cause={"expirationDateTime": [str(exc)]}) from None
+    # null = absent for every optional member (issue 13), nested ones and customFields values included.
     customer = body.get("customer") or {}
+    custom_fields = body.get("customFields") or {}
     return BillDraft(
         amount=amount,
         currency=body["amount"]["currency"],
@@ -237,7 +268,7 @@ def draft_from_body(validators: SpecValidators, body: Any) -> BillDraft:
         expiration_text=format_expiration(expiration, with_fraction=with_fraction),
         comment=body.get("comment"),
         customer={k: customer[k] for k in ("phone", "email", "account") if isinstance(customer.get(k), str)},
-        custom_fields=dict(body.get("customFields") or {}),
+        custom_fields={key: value for key, value in custom_fields.items() if value is not None},
     )
 
 

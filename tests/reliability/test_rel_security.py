@@ -53,7 +53,8 @@ def secure_mock(module_mock_factory: Any, tmp_path_factory: pytest.TempPathFacto
     tmp = tmp_path_factory.mktemp("security")
     config = write_config(tmp / "m.toml", notify_url=merchant.url)
     args = ["--db", str(tmp / "m.db"), "--config", str(config), "--workers", "2", "--log-level", "debug"]
-    return module_mock_factory(args)
+    # QIWI's JSON 401 body (the default is empty): this module checks that the body is the same on every route.
+    return module_mock_factory([*args, "--json-401"])
 
 
 def _routes(bill_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
