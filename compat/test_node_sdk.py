@@ -58,7 +58,8 @@ def _without_proxies(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _step(report: dict[str, Any], name: str) -> dict[str, Any]:
-    (step,) = [s for s in report["steps"] if s["name"] == name]
+    steps: list[dict[str, Any]] = [s for s in report["steps"] if s["name"] == name]
+    (step,) = steps
     return step
 
 
