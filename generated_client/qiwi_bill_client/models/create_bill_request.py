@@ -26,7 +26,7 @@ class CreateBillRequest:
 
         Attributes:
             amount (AmountRequest): A sum of money in a request. `value` is what real clients send: a string with up to two
-                decimals (Node, PHP, Java SDKs send `"10.00"`) or a JSON number (the docs' curl samples,
+                decimals (the Node, PHP, Java and .NET SDKs send `"10.00"`) or a JSON number (the docs' curl samples,
                 aioqiwi). It must be more than 0 and at most 999999.99 ("Number(6.2)").
                 A JSON number with more than two decimals is rounded down to two, as the reference
                 document says ("округленная в меньшую сторону до 2 десятичных знаков"); hence the numeric
@@ -35,7 +35,8 @@ class CreateBillRequest:
             expiration_date_time (datetime.datetime): Until when the bill can be paid; ISO 8601 **with an offset** (the
                 service answered 400
                 without one, bill-payments-php-sdk#6). Fractional seconds are accepted. It must lie in
-                the future. The reference table's `ГГГГ-ММ-ДДTччмм+\\-чч:мм` is a typo for
+                the future (inferred: nothing public says what a past expiry got; docs/sources.md,
+                Decisions). The reference table's `ГГГГ-ММ-ДДTччмм+\\-чч:мм` is a typo for
                 `YYYY-MM-DDThh:mm:ss±hh:mm`.
             comment (None | str | Unset):
             customer (Customer | None | Unset): Who the bill is for; `null` (the Java SDK's unset customer) means absent.

@@ -71,7 +71,8 @@ def sync_detailed(
     unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
     bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
     answers 400 `validation.error`. The request has no body (the official Node SDK sends the
-    literal `null`, the .NET SDK an empty string; both are accepted).
+    literal `null`, the .NET SDK an empty string, the PHP SDK an empty form-encoded body; all are
+    accepted).
 
     Args:
         bill_id (str):
@@ -106,7 +107,8 @@ def sync(
     unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
     bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
     answers 400 `validation.error`. The request has no body (the official Node SDK sends the
-    literal `null`, the .NET SDK an empty string; both are accepted).
+    literal `null`, the .NET SDK an empty string, the PHP SDK an empty form-encoded body; all are
+    accepted).
 
     Args:
         bill_id (str):
@@ -136,7 +138,8 @@ async def asyncio_detailed(
     unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
     bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
     answers 400 `validation.error`. The request has no body (the official Node SDK sends the
-    literal `null`, the .NET SDK an empty string; both are accepted).
+    literal `null`, the .NET SDK an empty string, the PHP SDK an empty form-encoded body; all are
+    accepted).
 
     Args:
         bill_id (str):
@@ -169,7 +172,8 @@ async def asyncio(
     unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
     bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
     answers 400 `validation.error`. The request has no body (the official Node SDK sends the
-    literal `null`, the .NET SDK an empty string; both are accepted).
+    literal `null`, the .NET SDK an empty string, the PHP SDK an empty form-encoded body; all are
+    accepted).
 
     Args:
         bill_id (str):
