@@ -39,8 +39,10 @@ class Sdk:
 
     name: str
     key: str
-    #: Headers for (secret key, whether the SDK attaches a JSON body).
-    headers: Callable[[str, bool], dict[str, str]]
+    #: Headers on every request (besides `Authorization`), added with a JSON body, and added without one.
+    base_headers: Mapping[str, str]
+    body_headers: Mapping[str, str]
+    bodyless_headers: Mapping[str, str]
     #: The create body for (amount value, expiration): exact bytes.
     create_body: Callable[[str, str], bytes]
     #: A create body with the nulls this SDK sends for unset members.
@@ -58,6 +60,11 @@ class Sdk:
     #: verify(signature header, notification body, secret) -> bool, with the SDK's formatting and comparison.
     verify: Callable[[str, Mapping[str, Any], str], bool]
 
+    def headers(self, key: str, json_body: bool) -> dict[str, str]:
+        """The headers this SDK sends with secret `key`, with or without a JSON body."""
+        extra = self.body_headers if json_body else self.bodyless_headers
+        return {"Authorization": f"Bearer {key}", **self.base_headers, **extra}
+
 
 def _hmac_hex(secret: str, message: str) -> str:
     return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -70,6 +77,16 @@ def _signed_fields(body: Mapping[str, Any], value: str) -> str:
 
 def _two_decimals(value: Any, rounding: str) -> str:
     return str(Decimal(str(value)).quantize(Decimal("0.01"), rounding=rounding))
+
+
+def _verifier(rounding: str) -> Callable[[str, Mapping[str, Any], str], bool]:
+    """An SDK's signature check: amount to 2 decimals with `rounding`, lowercase hex, plain `==` (qiwi-sdks.md 2)."""
+
+    def verify(signature: str, body: Mapping[str, Any], secret: str) -> bool:
+        value = _two_decimals(body["bill"]["amount"]["value"], rounding)
+        return _hmac_hex(secret, _signed_fields(body, value)) == signature
+
+    return verify
 
 
 # -- Java SDK 1.5.0 (com.qiwi:bill-payments-java-sdk) -------------------------------------------
@@ -126,28 +143,19 @@ def _java_read(response: httpx.Response, model: str) -> Outcome:
     return Outcome("BadResponseException", data, message="ResponseData{...}")
 
 
-def _java_headers(key: str, _json_body: bool) -> dict[str, str]:
-    # The same four on every method, GET included; note the space before `charset` (qiwi-sdks.md 4.1).
-    return {
-        "Authorization": f"Bearer {key}",
-        "Accept": "application/json; charset=UTF-8",
-        "Content-Type": "application/json; charset=UTF-8",
-        "Accept-Encoding": "gzip,deflate",
-        "User-Agent": "Apache-HttpClient/4.5.14 (Java/17.0.9)",
-    }
-
-
-def _java_verify(signature: str, body: Mapping[str, Any], secret: str) -> bool:
-    # BillPaymentsUtils: BigDecimal.setScale(2, ROUND_HALF_DOWN), hex, String.equals.
-    value = _two_decimals(body["bill"]["amount"]["value"], ROUND_HALF_DOWN)
-    return _hmac_hex(secret, _signed_fields(body, value)) == signature
-
-
 _JAVA_FINGERPRINT = '{"apiClient":"java_sdk","apiClientVersion":"1.5.0","checkoutReferer":null}'
 JAVA = Sdk(
     name="Java SDK 1.5.0 (requests replayed)",
     key="java",
-    headers=_java_headers,
+    # The same headers on every method, GET included; note the space before `charset` (qiwi-sdks.md 4.1).
+    base_headers={
+        "Accept": "application/json; charset=UTF-8",
+        "Content-Type": "application/json; charset=UTF-8",
+        "Accept-Encoding": "gzip,deflate",
+        "User-Agent": "Apache-HttpClient/4.5.14 (Java/17.0.9)",
+    },
+    body_headers={},
+    bodyless_headers={},
     # Field order of the Java classes; ISO_OFFSET_DATE_TIME (fraction only when non-zero); nulls included.
     create_body=lambda value, expiry: (
         f'{{"amount":{{"value":"{value}","currency":"RUB"}},"comment":"test","expirationDateTime":"{expiry}",'
@@ -171,7 +179,7 @@ JAVA = Sdk(
     reject_json=False,
     expiration="2030-12-31T23:59:59.123+03:00",
     read=_java_read,
-    verify=_java_verify,
+    verify=_verifier(ROUND_HALF_DOWN),  # BigDecimal.setScale(2, ROUND_HALF_DOWN); String.equals
 )
 
 
@@ -202,23 +210,13 @@ def _dotnet_read(response: httpx.Response, model: str) -> Outcome:
     return Outcome("ok", data)
 
 
-def _dotnet_headers(key: str, json_body: bool) -> dict[str, str]:
-    headers = {"Accept": "application/json", "Authorization": f"Bearer {key}"}
-    if json_body:  # StringContent's own Content-Type (reject sends "", so it has one too)
-        headers["Content-Type"] = "application/json; charset=utf-8"
-    return headers
-
-
-def _dotnet_verify(signature: str, body: Mapping[str, Any], secret: str) -> bool:
-    # decimal.Round(v, 2, ToEven).ToString("0.00"); upper-case X2 hex lowered, then ordinal ==.
-    value = _two_decimals(body["bill"]["amount"]["value"], ROUND_HALF_EVEN)
-    return _hmac_hex(secret, _signed_fields(body, value)) == signature
-
-
 DOTNET = Sdk(
     name=".NET SDK 0.1.5 (requests replayed)",
     key="dotnet",
-    headers=_dotnet_headers,
+    base_headers={"Accept": "application/json"},
+    # StringContent's own Content-Type, only with content (reject sends "", so it has one too).
+    body_headers={"Content-Type": "application/json; charset=utf-8"},
+    bodyless_headers={},
     # DataContractJsonSerializer: members in alphabetical order, nulls emitted, dates with .fff.
     create_body=lambda value, expiry: (
         f'{{"amount":{{"currency":"RUB","value":"{value}"}},"comment":"test",'
@@ -243,7 +241,7 @@ DOTNET = Sdk(
     reject_json=True,
     expiration="2030-12-31T23:59:59.000+03:00",
     read=_dotnet_read,
-    verify=_dotnet_verify,
+    verify=_verifier(ROUND_HALF_EVEN),  # decimal.Round(v, 2, ToEven); X2 hex lowered; ordinal ==
 )
 
 
@@ -265,27 +263,14 @@ def _php_read(response: httpx.Response, _model: str) -> Outcome:
     return Outcome("ok", data)
 
 
-def _php_headers(key: str, json_body: bool) -> dict[str, str]:
-    headers = {"User-Agent": "php_sdk-0.2.2", "Accept": "application/json", "Authorization": f"Bearer {key}"}
-    # With a body the SDK sets this Content-Type; without one (GET, reject) curl sends its form default and
-    # `Content-Length: 0`.
-    if json_body:
-        headers["Content-Type"] = "application/json;charset=UTF-8"
-    else:
-        headers.update({"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "0"})
-    return headers
-
-
-def _php_verify(signature: str, body: Mapping[str, Any], secret: str) -> bool:
-    # number_format(round(floatval(v), 2, PHP_ROUND_HALF_DOWN), 2, '.', ''); `===`.
-    value = _two_decimals(body["bill"]["amount"]["value"], ROUND_HALF_DOWN)
-    return _hmac_hex(secret, _signed_fields(body, value)) == signature
-
-
 PHP = Sdk(
     name="PHP SDK 0.2.2 (requests replayed)",
     key="php",
-    headers=_php_headers,
+    base_headers={"User-Agent": "php_sdk-0.2.2", "Accept": "application/json"},
+    # With a body the SDK sets this Content-Type; without one (GET, reject) curl sends its form default and
+    # `Content-Length: 0`.
+    body_headers={"Content-Type": "application/json;charset=UTF-8"},
+    bodyless_headers={"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "0"},
     # json_encode: `/` escaped as `\/`, Unicode unescaped; empty values removed by array_filter (no customer).
     create_body=lambda value, expiry: (
         f'{{"amount":{{"currency":"RUB","value":"{value}"}},"comment":"a\\/b Привет","expirationDateTime":"{expiry}",'
@@ -307,7 +292,7 @@ PHP = Sdk(
     reject_json=False,
     expiration="2030-12-31T23:59:59+03:00",
     read=_php_read,
-    verify=_php_verify,
+    verify=_verifier(ROUND_HALF_DOWN),  # round(floatval(v), 2, PHP_ROUND_HALF_DOWN); ===
 )
 
 SDKS = (JAVA, DOTNET, PHP)

@@ -66,10 +66,13 @@ def refund(http: httpx.Client, sdk: Sdk, bill_id: str, refund_id: str, value: st
     return http.put(path, headers=sdk.headers(SECRET, True), content=sdk.refund_body(value))
 
 
-def pay(http: httpx.Client, bill_id: str) -> None:
-    """The mock's control (not an SDK call): the customer pays the bill."""
+def paid_bill(http: httpx.Client, sdk: Sdk, what: str) -> str:
+    """A bill the SDK created, then paid through the mock's control (not an SDK call); its id."""
+    bill_id = _id(sdk, what)
+    read_ok(sdk, create(http, sdk, bill_id))
     response = http.post(f"/_mock/bills/{bill_id}/pay", headers={"Authorization": f"Bearer {SECRET}"})
     assert response.status_code == 200, response.text
+    return bill_id
 
 
 def read_ok(sdk: Sdk, response: httpx.Response, model: str = "bill") -> Any:
@@ -141,9 +144,7 @@ def test_reject(http: httpx.Client, sdk: Sdk) -> None:
 
 @pytest.mark.parametrize("sdk", cases("notification"))
 def test_notification_verifies_with_the_sdks_algorithm(http: httpx.Client, receiver: Receiver, sdk: Sdk) -> None:
-    bill_id = _id(sdk, "notify")
-    read_ok(sdk, create(http, sdk, bill_id))
-    pay(http, bill_id)
+    bill_id = paid_bill(http, sdk, "notify")
     headers, body = receiver.wait_for(bill_id)
     signature = headers["x-api-signature-sha256"]
     assert body["bill"]["status"]["value"] == "PAID"
@@ -156,9 +157,7 @@ def test_notification_verifies_with_the_sdks_algorithm(http: httpx.Client, recei
 
 @pytest.mark.parametrize("sdk", cases("refund"))
 def test_refunds(http: httpx.Client, sdk: Sdk) -> None:
-    bill_id = _id(sdk, "refund")
-    read_ok(sdk, create(http, sdk, bill_id))
-    pay(http, bill_id)
+    bill_id = paid_bill(http, sdk, "refund")
     partial = read_ok(sdk, refund(http, sdk, bill_id, "r1", "1.50"), "refund")
     assert partial["status"] == "PARTIAL"
     assert partial["amount"] == {"currency": "RUB", "value": "1.50"}
@@ -169,9 +168,7 @@ def test_refunds(http: httpx.Client, sdk: Sdk) -> None:
 
 @pytest.mark.parametrize("sdk", cases("get_refund"))
 def test_get_refund(http: httpx.Client, sdk: Sdk) -> None:
-    bill_id = _id(sdk, "getrefund")
-    read_ok(sdk, create(http, sdk, bill_id))
-    pay(http, bill_id)
+    bill_id = paid_bill(http, sdk, "getrefund")
     made = read_ok(sdk, refund(http, sdk, bill_id, "r1", "2.00"), "refund")
     assert read_ok(sdk, get(http, sdk, f"{BILLS}/{bill_id}/refunds/r1"), "refund") == made
 
