@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv client check-client lint test contract mock bench bench-quick reliability lock browser-deps clean
+.PHONY: help venv client check-client lint test contract compat mock bench bench-quick reliability lock browser-deps clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -38,6 +38,11 @@ test: $(STAMP)  ## unit, property, contract (dev profile), browser and quick rel
 
 contract: $(STAMP)  ## the main job: the contract suite against the embedded mock, with a summary
 	$(BIN)/python -m contract_tests
+
+compat: $(STAMP)  ## real clients against the mock (QIWI's Node SDK via npm ci, replayed Java/.NET/PHP requests) -> compat/results.md
+	@if command -v npm >/dev/null; then cd compat/node && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the Node SDK tests skip (and fail when CI=true)"; fi
+	$(BIN)/python -m pytest compat --compat-results $(ARGS)
 
 mock: $(STAMP)  ## run the mock on 127.0.0.1:8080 (pass ARGS="--port 0 ..." for more)
 	@$(BIN)/qiwi-bill-mock $(ARGS)

@@ -130,7 +130,8 @@ def test_a_long_lived_server_is_not_assumed_empty() -> None:
     [
         (200, b"{}", True),
         (404, b"Not Found", False),
-        (401, b"", False),
+        (401, b"", True),  # QIWI's empty 401 (the spec's Unauthorized response)
+        (403, b"", False),
         (400, b'{"errorCode": "validation.error"}', False),
         (
             404,

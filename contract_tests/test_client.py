@@ -145,8 +145,10 @@ def test_errors_parse_into_the_error_model(target: Target) -> None:
         async with api_client(dataclasses.replace(target, secret_key="wrong-key")) as client:
             response = await get_bill.asyncio_detailed(missing, client=client)
             assert response.status_code == 401
-            assert isinstance(response.parsed, Error)
-            assert response.parsed.error_code == "auth.unauthorized"
+            # The spec documents QIWI's empty 401 (no content), so the client parses nothing, whatever the body.
+            assert response.parsed is None
+            if response.content:
+                assert json.loads(response.content)["errorCode"] == "auth.unauthorized"
 
     asyncio.run(wrong_key())
 

@@ -227,6 +227,10 @@ def test_every_error_carries_qiwi_error_body(target: Target, name: str) -> None:
     method, path, headers, content, status = _bad_requests(target, new_id(target, "errors"))[name]
     with target.http() as client:
         response = client.request(method, path, headers=headers, content=content)
+    if status == 401 and not response.content:
+        # QIWI's 401 had no body (the spec's Unauthorized response; Java SDK live test, java-sdk#26).
+        assert response.status_code == 401
+        return
     _assert_error_answer(response, status)
 
 

@@ -23,7 +23,7 @@ SCHEMAS: dict[str, Any] = lint_spec.load_spec()["components"]["schemas"]
 NESTED = {"ErrorCause": "Error"}
 UNDERSTOOD = {
     "type", "properties", "required", "additionalProperties", "items", "enum", "const", "pattern", "maxLength",
-    "minLength", "minimum", "maximum", "format", "allOf", "$ref", "description", "examples", "summary",
+    "minLength", "minimum", "maximum", "format", "allOf", "anyOf", "$ref", "description", "examples", "summary",
 }  # fmt: skip
 
 OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
@@ -48,6 +48,8 @@ def strategy(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
             merged["properties"].update(part.get("properties", {}))
             merged["required"] += part.get("required", [])
         return strategy(merged)
+    if "anyOf" in schema:  # the request schemas' `{anyOf: [{$ref: X}, {type: "null"}]}` (null = absent)
+        return st.one_of([strategy(part) for part in schema["anyOf"]])
     if "const" in schema:
         return st.just(schema["const"])
     if "enum" in schema:
@@ -57,6 +59,8 @@ def strategy(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
 
 
 def _typed(kind: str, schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    if kind == "null":
+        return st.none()
     if kind == "string":
         if schema.get("format") == "date-time":
             return DATETIMES

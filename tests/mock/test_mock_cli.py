@@ -134,6 +134,15 @@ def test_config_file_with_several_merchants(tmp_path: Path) -> None:
         assert _stop(proc) == 0
 
 
+@pytest.mark.parametrize(
+    ("args", "body"),
+    [([], "empty"), (["--empty-401"], "empty"), (["--unauthorized-body", "json"], "json")],
+)
+def test_401_body_is_empty_by_default_and_json_on_request(args: list[str], body: str) -> None:
+    settings, _ = build_settings(parse_args(["--secret-key", "sk", *args]), public_url="http://x")
+    assert settings.unauthorized_body == body
+
+
 def test_site_id_is_read_from_a_real_format_key() -> None:
     key = (
         "eyJ2ZXJzaW9uIjoiUDJQIiwiZGF0YSI6eyJwYXlpbl9tZXJjaGFudF9zaXRlX3VpZCI6IjloaDRqYi0wMCIsInVzZXJfaWQiOiI3"

@@ -3,6 +3,8 @@
 from .amount import Amount
 from .amount_request import AmountRequest
 from .bill import Bill
+from .bill_custom_fields import BillCustomFields
+from .bill_customer import BillCustomer
 from .bill_notification import BillNotification
 from .bill_status import BillStatus
 from .bill_status_value import BillStatusValue
@@ -21,6 +23,8 @@ __all__ = (
     "Amount",
     "AmountRequest",
     "Bill",
+    "BillCustomer",
+    "BillCustomFields",
     "BillNotification",
     "BillStatus",
     "BillStatusValue",

@@ -12,7 +12,7 @@ T = TypeVar("T", bound="AmountRequest")
 @_attrs_define
 class AmountRequest:
     """A sum of money in a request. `value` is what real clients send: a string with up to two
-    decimals (Node, PHP, Java SDKs send `"10.00"`) or a JSON number (the docs' curl samples,
+    decimals (the Node, PHP, Java and .NET SDKs send `"10.00"`) or a JSON number (the docs' curl samples,
     aioqiwi). It must be more than 0 and at most 999999.99 ("Number(6.2)").
     A JSON number with more than two decimals is rounded down to two, as the reference
     document says ("округленная в меньшую сторону до 2 десятичных знаков"); hence the numeric

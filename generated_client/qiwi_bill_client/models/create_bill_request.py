@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -20,52 +20,65 @@ T = TypeVar("T", bound="CreateBillRequest")
 
 @_attrs_define
 class CreateBillRequest:
-    """Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields are ignored.
+    """Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields are ignored. An optional member
+    sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required one
+    sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
-    Attributes:
-        amount (AmountRequest): A sum of money in a request. `value` is what real clients send: a string with up to two
-            decimals (Node, PHP, Java SDKs send `"10.00"`) or a JSON number (the docs' curl samples,
-            aioqiwi). It must be more than 0 and at most 999999.99 ("Number(6.2)").
-            A JSON number with more than two decimals is rounded down to two, as the reference
-            document says ("округленная в меньшую сторону до 2 десятичных знаков"); hence the numeric
-            `minimum` is 0.01. No `multipleOf` on purpose: Python validators reject 40.91 as not a
-            multiple of 0.01 (python-jsonschema #648), and schemathesis would report false failures.
-        expiration_date_time (datetime.datetime): Until when the bill can be paid; ISO 8601 **with an offset** (the
-            service answered 400
-            without one, bill-payments-php-sdk#6). Fractional seconds are accepted. It must lie in
-            the future. The reference table's `ГГГГ-ММ-ДДTччмм+\\-чч:мм` is a typo for
-            `YYYY-MM-DDThh:mm:ss±hh:mm`.
-        comment (str | Unset):
-        customer (Customer | Unset): Who the bill is for. The service omits `customer` from responses when it is empty
-            (aioqiwi#22, 2020); it is optional since 2022 (bill-payments-java-sdk PR #24).
-        custom_fields (CustomFields | Unset): Free-form string values, each String(255). Keys with meaning: `themeCode`
-            (a form style
-            from the merchant cabinet) and `paySourcesFilter` (comma-separated subset of `qw`, `card`,
-            `mobile`: the payment methods the form offers). The official SDKs add
-            `apiClient`/`apiClientVersion`; the service adds `CHECKOUT_REFERER` to paid bills.
+        Attributes:
+            amount (AmountRequest): A sum of money in a request. `value` is what real clients send: a string with up to two
+                decimals (the Node, PHP, Java and .NET SDKs send `"10.00"`) or a JSON number (the docs' curl samples,
+                aioqiwi). It must be more than 0 and at most 999999.99 ("Number(6.2)").
+                A JSON number with more than two decimals is rounded down to two, as the reference
+                document says ("округленная в меньшую сторону до 2 десятичных знаков"); hence the numeric
+                `minimum` is 0.01. No `multipleOf` on purpose: Python validators reject 40.91 as not a
+                multiple of 0.01 (python-jsonschema #648), and schemathesis would report false failures.
+            expiration_date_time (datetime.datetime): Until when the bill can be paid; ISO 8601 **with an offset** (the
+                service answered 400
+                without one, bill-payments-php-sdk#6). Fractional seconds are accepted. It must lie in
+                the future (inferred: nothing public says what a past expiry got; docs/sources.md,
+                Decisions). The reference table's `ГГГГ-ММ-ДДTччмм+\\-чч:мм` is a typo for
+                `YYYY-MM-DDThh:mm:ss±hh:mm`.
+            comment (None | str | Unset):
+            customer (Customer | None | Unset): Who the bill is for; `null` (the Java SDK's unset customer) means absent.
+            custom_fields (CustomFields | None | Unset): Free-form string values; `null` means absent.
     """
 
     amount: AmountRequest
     expiration_date_time: datetime.datetime
-    comment: str | Unset = UNSET
-    customer: Customer | Unset = UNSET
-    custom_fields: CustomFields | Unset = UNSET
+    comment: None | str | Unset = UNSET
+    customer: Customer | None | Unset = UNSET
+    custom_fields: CustomFields | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.custom_fields import CustomFields  # noqa: PLC0415
+        from ..models.customer import Customer  # noqa: PLC0415
+
         amount = self.amount.to_dict()
 
         expiration_date_time = self.expiration_date_time.isoformat()
 
-        comment = self.comment
+        comment: None | str | Unset
+        if isinstance(self.comment, Unset):
+            comment = UNSET
+        else:
+            comment = self.comment
 
-        customer: dict[str, Any] | Unset = UNSET
-        if not isinstance(self.customer, Unset):
+        customer: dict[str, Any] | None | Unset
+        if isinstance(self.customer, Unset):
+            customer = UNSET
+        elif isinstance(self.customer, Customer):
             customer = self.customer.to_dict()
+        else:
+            customer = self.customer
 
-        custom_fields: dict[str, Any] | Unset = UNSET
-        if not isinstance(self.custom_fields, Unset):
+        custom_fields: dict[str, Any] | None | Unset
+        if isinstance(self.custom_fields, Unset):
+            custom_fields = UNSET
+        elif isinstance(self.custom_fields, CustomFields):
             custom_fields = self.custom_fields.to_dict()
+        else:
+            custom_fields = self.custom_fields
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -95,21 +108,48 @@ class CreateBillRequest:
 
         expiration_date_time = datetime.datetime.fromisoformat(d.pop("expirationDateTime"))
 
-        comment = d.pop("comment", UNSET)
+        def _parse_comment(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
 
-        _customer = d.pop("customer", UNSET)
-        customer: Customer | Unset
-        if isinstance(_customer, Unset):
-            customer = UNSET
-        else:
-            customer = Customer.from_dict(_customer)
+        comment = _parse_comment(d.pop("comment", UNSET))
 
-        _custom_fields = d.pop("customFields", UNSET)
-        custom_fields: CustomFields | Unset
-        if isinstance(_custom_fields, Unset):
-            custom_fields = UNSET
-        else:
-            custom_fields = CustomFields.from_dict(_custom_fields)
+        def _parse_customer(data: object) -> Customer | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                customer_type_0 = Customer.from_dict(data)
+
+                return customer_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(Customer | None | Unset, data)
+
+        customer = _parse_customer(d.pop("customer", UNSET))
+
+        def _parse_custom_fields(data: object) -> CustomFields | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                custom_fields_type_0 = CustomFields.from_dict(data)
+
+                return custom_fields_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(CustomFields | None | Unset, data)
+
+        custom_fields = _parse_custom_fields(d.pop("customFields", UNSET))
 
         create_bill_request = cls(
             amount=amount,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -13,26 +13,37 @@ T = TypeVar("T", bound="Customer")
 
 @_attrs_define
 class Customer:
-    """Who the bill is for. The service omits `customer` from responses when it is empty
-    (aioqiwi#22, 2020); it is optional since 2022 (bill-payments-java-sdk PR #24).
+    """Who the bill is for (request). Each member may be `null`, which means the same as leaving it out.
 
-        Attributes:
-            phone (str | Unset): Phone in international format without `+`, e.g. `79123456789`.
-            email (str | Unset): Customer e-mail (the form sends the payment link there).
-            account (str | Unset): The customer's id in the merchant's system.
+    Attributes:
+        phone (None | str | Unset): Phone in international format without `+`, e.g. `79123456789`.
+        email (None | str | Unset): Customer e-mail (the form sends the payment link there).
+        account (None | str | Unset): The customer's id in the merchant's system.
     """
 
-    phone: str | Unset = UNSET
-    email: str | Unset = UNSET
-    account: str | Unset = UNSET
+    phone: None | str | Unset = UNSET
+    email: None | str | Unset = UNSET
+    account: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        phone = self.phone
+        phone: None | str | Unset
+        if isinstance(self.phone, Unset):
+            phone = UNSET
+        else:
+            phone = self.phone
 
-        email = self.email
+        email: None | str | Unset
+        if isinstance(self.email, Unset):
+            email = UNSET
+        else:
+            email = self.email
 
-        account = self.account
+        account: None | str | Unset
+        if isinstance(self.account, Unset):
+            account = UNSET
+        else:
+            account = self.account
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -49,11 +60,33 @@ class Customer:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        phone = d.pop("phone", UNSET)
 
-        email = d.pop("email", UNSET)
+        def _parse_phone(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
 
-        account = d.pop("account", UNSET)
+        phone = _parse_phone(d.pop("phone", UNSET))
+
+        def _parse_email(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        email = _parse_email(d.pop("email", UNSET))
+
+        def _parse_account(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        account = _parse_account(d.pop("account", UNSET))
 
         customer = cls(
             phone=phone,

@@ -11,9 +11,9 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.amount import Amount
+    from ..models.bill_custom_fields import BillCustomFields
+    from ..models.bill_customer import BillCustomer
     from ..models.bill_status import BillStatus
-    from ..models.custom_fields import CustomFields
-    from ..models.customer import Customer
 
 
 T = TypeVar("T", bound="NotificationBill")
@@ -35,13 +35,13 @@ class NotificationBill:
             creation_date_time (datetime.datetime): Server time of creation, Moscow offset with milliseconds
                 (`2020-06-14T04:29:53.027+03:00`).
             expiration_date_time (datetime.datetime): The requested expiry, echoed at the precision it was sent with.
-            customer (Customer | Unset): Who the bill is for. The service omits `customer` from responses when it is empty
-                (aioqiwi#22, 2020); it is optional since 2022 (bill-payments-java-sdk PR #24).
-            custom_fields (CustomFields | Unset): Free-form string values, each String(255). Keys with meaning: `themeCode`
-                (a form style
-                from the merchant cabinet) and `paySourcesFilter` (comma-separated subset of `qw`, `card`,
-                `mobile`: the payment methods the form offers). The official SDKs add
-                `apiClient`/`apiClientVersion`; the service adds `CHECKOUT_REFERER` to paid bills.
+            customer (BillCustomer | Unset): Who the bill is for, as the service returns it. The service omits `customer`
+                from responses when
+                it is empty (aioqiwi#22, 2020); it is optional since 2022 (bill-payments-java-sdk PR #24).
+            custom_fields (BillCustomFields | Unset): The bill's custom fields as the service returns them: the request's
+                non-null values, echoed
+                (`paySourcesFilter` as sent, node-qiwi-sdk live test); the service adds `CHECKOUT_REFERER` to
+                paid bills (bill-payments-java-sdk#11).
             comment (str | Unset):
             recipient_phone_number (str | Unset): P2P only, since 2022 (bill-payments-java-sdk#28).
     """
@@ -52,8 +52,8 @@ class NotificationBill:
     status: BillStatus
     creation_date_time: datetime.datetime
     expiration_date_time: datetime.datetime
-    customer: Customer | Unset = UNSET
-    custom_fields: CustomFields | Unset = UNSET
+    customer: BillCustomer | Unset = UNSET
+    custom_fields: BillCustomFields | Unset = UNSET
     comment: str | Unset = UNSET
     recipient_phone_number: str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -109,9 +109,9 @@ class NotificationBill:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.amount import Amount  # noqa: PLC0415
+        from ..models.bill_custom_fields import BillCustomFields  # noqa: PLC0415
+        from ..models.bill_customer import BillCustomer  # noqa: PLC0415
         from ..models.bill_status import BillStatus  # noqa: PLC0415
-        from ..models.custom_fields import CustomFields  # noqa: PLC0415
-        from ..models.customer import Customer  # noqa: PLC0415
 
         d = dict(src_dict)
         site_id = d.pop("siteId")
@@ -127,18 +127,18 @@ class NotificationBill:
         expiration_date_time = datetime.datetime.fromisoformat(d.pop("expirationDateTime"))
 
         _customer = d.pop("customer", UNSET)
-        customer: Customer | Unset
+        customer: BillCustomer | Unset
         if isinstance(_customer, Unset):
             customer = UNSET
         else:
-            customer = Customer.from_dict(_customer)
+            customer = BillCustomer.from_dict(_customer)
 
         _custom_fields = d.pop("customFields", UNSET)
-        custom_fields: CustomFields | Unset
+        custom_fields: BillCustomFields | Unset
         if isinstance(_custom_fields, Unset):
             custom_fields = UNSET
         else:
-            custom_fields = CustomFields.from_dict(_custom_fields)
+            custom_fields = BillCustomFields.from_dict(_custom_fields)
 
         comment = d.pop("comment", UNSET)
 

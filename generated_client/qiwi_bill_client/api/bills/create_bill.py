@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -34,7 +34,7 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Bill | Error | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | Bill | Error | None:
     if response.status_code == 200:
         response_200 = Bill.from_dict(response.json())
 
@@ -46,8 +46,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_400
 
     if response.status_code == 401:
-        response_401 = Error.from_dict(response.json())
-
+        response_401 = cast(Any, None)
         return response_401
 
     if response.status_code == 409:
@@ -66,7 +65,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Bill | Error]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Any | Bill | Error]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -80,7 +79,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: CreateBillRequest,
-) -> Response[Bill | Error]:
+) -> Response[Any | Bill | Error]:
     """Issue a bill
 
      Issues a bill with the merchant-chosen `billId` and returns it with a `payUrl` for the
@@ -91,14 +90,17 @@ def sync_detailed(
     Args:
         bill_id (str):
         body (CreateBillRequest): Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields
-            are ignored.
+            are ignored. An optional member
+            sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required
+            one
+            sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Bill | Error]
+        Response[Any | Bill | Error]
     """
 
     kwargs = _get_kwargs(
@@ -118,7 +120,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: CreateBillRequest,
-) -> Bill | Error | None:
+) -> Any | Bill | Error | None:
     """Issue a bill
 
      Issues a bill with the merchant-chosen `billId` and returns it with a `payUrl` for the
@@ -129,14 +131,17 @@ def sync(
     Args:
         bill_id (str):
         body (CreateBillRequest): Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields
-            are ignored.
+            are ignored. An optional member
+            sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required
+            one
+            sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Bill | Error
+        Any | Bill | Error
     """
 
     return sync_detailed(
@@ -151,7 +156,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: CreateBillRequest,
-) -> Response[Bill | Error]:
+) -> Response[Any | Bill | Error]:
     """Issue a bill
 
      Issues a bill with the merchant-chosen `billId` and returns it with a `payUrl` for the
@@ -162,14 +167,17 @@ async def asyncio_detailed(
     Args:
         bill_id (str):
         body (CreateBillRequest): Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields
-            are ignored.
+            are ignored. An optional member
+            sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required
+            one
+            sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Bill | Error]
+        Response[Any | Bill | Error]
     """
 
     kwargs = _get_kwargs(
@@ -187,7 +195,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: CreateBillRequest,
-) -> Bill | Error | None:
+) -> Any | Bill | Error | None:
     """Issue a bill
 
      Issues a bill with the merchant-chosen `billId` and returns it with a `payUrl` for the
@@ -198,14 +206,17 @@ async def asyncio(
     Args:
         bill_id (str):
         body (CreateBillRequest): Body of `PUT /partner/bill/v1/bills/{billId}`. Unknown fields
-            are ignored.
+            are ignored. An optional member
+            sent as `null` is the same as one left out (what the Java and .NET SDKs send); a required
+            one
+            sent as `null` is refused like a missing one (400 `validation.error`, "must not be null").
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Bill | Error
+        Any | Bill | Error
     """
 
     return (

@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -25,7 +25,7 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Bill | Error | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | Bill | Error | None:
     if response.status_code == 200:
         response_200 = Bill.from_dict(response.json())
 
@@ -37,8 +37,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_400
 
     if response.status_code == 401:
-        response_401 = Error.from_dict(response.json())
-
+        response_401 = cast(Any, None)
         return response_401
 
     if response.status_code == 404:
@@ -52,7 +51,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Bill | Error]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Any | Bill | Error]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -65,7 +64,7 @@ def sync_detailed(
     bill_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Bill | Error]:
+) -> Response[Any | Bill | Error]:
     """Read a bill and its status
 
      QIWI recommends calling this after receiving a notification.
@@ -78,7 +77,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Bill | Error]
+        Response[Any | Bill | Error]
     """
 
     kwargs = _get_kwargs(
@@ -96,7 +95,7 @@ def sync(
     bill_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Bill | Error | None:
+) -> Any | Bill | Error | None:
     """Read a bill and its status
 
      QIWI recommends calling this after receiving a notification.
@@ -109,7 +108,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Bill | Error
+        Any | Bill | Error
     """
 
     return sync_detailed(
@@ -122,7 +121,7 @@ async def asyncio_detailed(
     bill_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Bill | Error]:
+) -> Response[Any | Bill | Error]:
     """Read a bill and its status
 
      QIWI recommends calling this after receiving a notification.
@@ -135,7 +134,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Bill | Error]
+        Response[Any | Bill | Error]
     """
 
     kwargs = _get_kwargs(
@@ -151,7 +150,7 @@ async def asyncio(
     bill_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Bill | Error | None:
+) -> Any | Bill | Error | None:
     """Read a bill and its status
 
      QIWI recommends calling this after receiving a notification.
@@ -164,7 +163,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Bill | Error
+        Any | Bill | Error
     """
 
     return (

@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -25,7 +25,7 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Bill | Error | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | Bill | Error | None:
     if response.status_code == 200:
         response_200 = Bill.from_dict(response.json())
 
@@ -37,8 +37,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_400
 
     if response.status_code == 401:
-        response_401 = Error.from_dict(response.json())
-
+        response_401 = cast(Any, None)
         return response_401
 
     if response.status_code == 404:
@@ -52,7 +51,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Bill | Error]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Any | Bill | Error]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -65,14 +64,15 @@ def sync_detailed(
     bill_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Bill | Error]:
+) -> Response[Any | Bill | Error]:
     """Cancel an unpaid bill
 
      Moves a `WAITING` bill to `REJECTED`. Rejecting an already `REJECTED` bill returns it
     unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
     bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
     answers 400 `validation.error`. The request has no body (the official Node SDK sends the
-    literal `null`, the .NET SDK an empty string; both are accepted).
+    literal `null`, the .NET SDK an empty string, the PHP SDK an empty form-encoded body; all are
+    accepted).
 
     Args:
         bill_id (str):
@@ -82,7 +82,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Bill | Error]
+        Response[Any | Bill | Error]
     """
 
     kwargs = _get_kwargs(
@@ -100,14 +100,15 @@ def sync(
     bill_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Bill | Error | None:
+) -> Any | Bill | Error | None:
     """Cancel an unpaid bill
 
      Moves a `WAITING` bill to `REJECTED`. Rejecting an already `REJECTED` bill returns it
     unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
     bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
     answers 400 `validation.error`. The request has no body (the official Node SDK sends the
-    literal `null`, the .NET SDK an empty string; both are accepted).
+    literal `null`, the .NET SDK an empty string, the PHP SDK an empty form-encoded body; all are
+    accepted).
 
     Args:
         bill_id (str):
@@ -117,7 +118,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Bill | Error
+        Any | Bill | Error
     """
 
     return sync_detailed(
@@ -130,14 +131,15 @@ async def asyncio_detailed(
     bill_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Bill | Error]:
+) -> Response[Any | Bill | Error]:
     """Cancel an unpaid bill
 
      Moves a `WAITING` bill to `REJECTED`. Rejecting an already `REJECTED` bill returns it
     unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
     bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
     answers 400 `validation.error`. The request has no body (the official Node SDK sends the
-    literal `null`, the .NET SDK an empty string; both are accepted).
+    literal `null`, the .NET SDK an empty string, the PHP SDK an empty form-encoded body; all are
+    accepted).
 
     Args:
         bill_id (str):
@@ -147,7 +149,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Bill | Error]
+        Response[Any | Bill | Error]
     """
 
     kwargs = _get_kwargs(
@@ -163,14 +165,15 @@ async def asyncio(
     bill_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Bill | Error | None:
+) -> Any | Bill | Error | None:
     """Cancel an unpaid bill
 
      Moves a `WAITING` bill to `REJECTED`. Rejecting an already `REJECTED` bill returns it
     unchanged. A paid bill cannot be rejected, only refunded (QIWI maintainer,
     bill-payments-node-js-sdk#32); the code for that case is not documented and the mock
     answers 400 `validation.error`. The request has no body (the official Node SDK sends the
-    literal `null`, the .NET SDK an empty string; both are accepted).
+    literal `null`, the .NET SDK an empty string, the PHP SDK an empty form-encoded body; all are
+    accepted).
 
     Args:
         bill_id (str):
@@ -180,7 +183,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Bill | Error
+        Any | Bill | Error
     """
 
     return (

@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -36,7 +36,7 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Error | Refund | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | Error | Refund | None:
     if response.status_code == 200:
         response_200 = Refund.from_dict(response.json())
 
@@ -48,8 +48,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_400
 
     if response.status_code == 401:
-        response_401 = Error.from_dict(response.json())
-
+        response_401 = cast(Any, None)
         return response_401
 
     if response.status_code == 404:
@@ -73,7 +72,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Error | Refund]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Any | Error | Refund]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -88,7 +89,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: CreateRefundRequest,
-) -> Response[Error | Refund]:
+) -> Response[Any | Error | Refund]:
     """Refund a paid bill, fully or in part
 
      Refunds part or all of a `PAID` bill. The refunds' total never exceeds the bill amount;
@@ -105,7 +106,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Error | Refund]
+        Response[Any | Error | Refund]
     """
 
     kwargs = _get_kwargs(
@@ -127,7 +128,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: CreateRefundRequest,
-) -> Error | Refund | None:
+) -> Any | Error | Refund | None:
     """Refund a paid bill, fully or in part
 
      Refunds part or all of a `PAID` bill. The refunds' total never exceeds the bill amount;
@@ -144,7 +145,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Error | Refund
+        Any | Error | Refund
     """
 
     return sync_detailed(
@@ -161,7 +162,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: CreateRefundRequest,
-) -> Response[Error | Refund]:
+) -> Response[Any | Error | Refund]:
     """Refund a paid bill, fully or in part
 
      Refunds part or all of a `PAID` bill. The refunds' total never exceeds the bill amount;
@@ -178,7 +179,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Error | Refund]
+        Response[Any | Error | Refund]
     """
 
     kwargs = _get_kwargs(
@@ -198,7 +199,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: CreateRefundRequest,
-) -> Error | Refund | None:
+) -> Any | Error | Refund | None:
     """Refund a paid bill, fully or in part
 
      Refunds part or all of a `PAID` bill. The refunds' total never exceeds the bill amount;
@@ -215,7 +216,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Error | Refund
+        Any | Error | Refund
     """
 
     return (

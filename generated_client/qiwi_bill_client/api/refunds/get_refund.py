@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -27,7 +27,7 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Error | Refund | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | Error | Refund | None:
     if response.status_code == 200:
         response_200 = Refund.from_dict(response.json())
 
@@ -39,8 +39,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return response_400
 
     if response.status_code == 401:
-        response_401 = Error.from_dict(response.json())
-
+        response_401 = cast(Any, None)
         return response_401
 
     if response.status_code == 404:
@@ -54,7 +53,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Error | Refund]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Any | Error | Refund]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -68,7 +69,7 @@ def sync_detailed(
     refund_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Error | Refund]:
+) -> Response[Any | Error | Refund]:
     """Read a refund and its status
 
     Args:
@@ -80,7 +81,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Error | Refund]
+        Response[Any | Error | Refund]
     """
 
     kwargs = _get_kwargs(
@@ -100,7 +101,7 @@ def sync(
     refund_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Error | Refund | None:
+) -> Any | Error | Refund | None:
     """Read a refund and its status
 
     Args:
@@ -112,7 +113,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Error | Refund
+        Any | Error | Refund
     """
 
     return sync_detailed(
@@ -127,7 +128,7 @@ async def asyncio_detailed(
     refund_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Error | Refund]:
+) -> Response[Any | Error | Refund]:
     """Read a refund and its status
 
     Args:
@@ -139,7 +140,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Error | Refund]
+        Response[Any | Error | Refund]
     """
 
     kwargs = _get_kwargs(
@@ -157,7 +158,7 @@ async def asyncio(
     refund_id: str,
     *,
     client: AuthenticatedClient | Client,
-) -> Error | Refund | None:
+) -> Any | Error | Refund | None:
     """Read a refund and its status
 
     Args:
@@ -169,7 +170,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Error | Refund
+        Any | Error | Refund
     """
 
     return (
