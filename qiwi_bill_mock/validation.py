@@ -203,13 +203,33 @@ def _message(kind: Any) -> str:
     return f"invalid value ({name})"
 
 
+def _leaf_errors(errors: list[Any]) -> list[Any]:
+    """Errors under the spec's `anyOf: [X, {type: null}]` (an optional member that may be null) reported against X.
+
+    jsonschema-rs reports one `anyOf` error for the member; what is wrong is what X says, not "is not null".
+    """
+    out: list[Any] = []
+    for error in errors:
+        if error.kind.name != "anyOf":
+            out.append(error)
+            continue
+        subs = [
+            sub
+            for branch in error.kind.context
+            for sub in branch
+            if not (sub.kind.name == "type" and sub.kind.as_dict().get("types") == ["null"])
+        ]
+        out.extend(_leaf_errors(subs) if subs else [error])
+    return out
+
+
 def validate(validator: Any, body: Any) -> None:
     """Validate a parsed body; wrong JSON types are unreadable, other violations invalid values."""
     cause: dict[str, list[str]] = {}
     try:
         if validator.is_valid(body):  # the common case, without building an error iterator
             return
-        errors = list(validator.iter_errors(body))
+        errors = _leaf_errors(list(validator.iter_errors(body)))
     except (ValueError, OverflowError, TypeError):
         # jsonschema-rs cannot represent the value (e.g. a huge exponent): treat it as unreadable.
         raise Unreadable() from None
