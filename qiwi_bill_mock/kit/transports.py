@@ -82,10 +82,12 @@ class AppRunner:
             self._served = asyncio.run_coroutine_threadsafe(self._serve(started), loop)
             try:
                 self._asgi = started.result(self._startup_timeout + 5)
-            except BaseException:
+            except Exception as exc:
                 loop.call_soon_threadsafe(loop.stop)
                 thread.join(5)
-                raise
+                loop.close()
+                # asgi-lifespan waits out its timeout on `lifespan.startup.failed`: say what happened.
+                raise RuntimeError(f"the mock app's lifespan did not start: {exc!r}") from exc
             self._loop, self._thread = loop, thread
             return self
 
