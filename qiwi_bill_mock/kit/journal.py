@@ -493,7 +493,8 @@ class RequestJournal:
             await self.app(scope, receive, send)
 
     async def _journaled(self, scope: Scope, receive: Receive, send: Send) -> None:
-        received_at = datetime.now(UTC)
+        now = datetime.now(UTC)
+        received_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what GET /_mock/requests can show
         started = _monotonic_ms()
         merchant = self._merchant(scope)
         recorder = _Recorder(receive, send)
@@ -504,8 +505,11 @@ class RequestJournal:
         in_bills = raw.startswith(_API_PREFIX + "bills/")
         operation = operation_of(scope["method"], segments) if in_bills else None
 
+        dropped = False
+
         def make(entry_id: int) -> JournalEntry:
-            error_code, cause = recorder.error()
+            error_code, cause = (None, None) if dropped else recorder.error()
+            status = 0 if dropped else recorder.status
             return JournalEntry(
                 id=entry_id,
                 received_at=received_at,
@@ -517,17 +521,20 @@ class RequestJournal:
                 site_id=None if merchant is None else merchant.site_id,
                 body=_json_or_none(recorder.body),
                 raw_body=recorder.body.decode("utf-8", "replace"),
-                status_code=recorder.status,
+                status_code=status,
                 error_code=error_code,
                 cause=cause,
                 trace_id=recorder.trace_id,
-                outcome=_outcome(recorder.status, error_code),
+                outcome=_outcome(status, error_code),
                 duration_ms=_monotonic_ms() - started,
             )
 
         try:
             await self.app(scope, recorder.receive, recorder.send)
-        finally:  # a dropped connection (fault injection) is journaled too, with status 0
+        except BaseException:  # the app aborted the answer (a dropped connection, fault injection): status 0
+            dropped = True
+            raise
+        finally:
             self._add(None if merchant is None else merchant.site_id, make)
 
     async def _requests(self, scope: Scope, send: Send) -> None:

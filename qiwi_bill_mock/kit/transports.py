@@ -143,8 +143,13 @@ class AppRunner:
         if asgi is None:
             raise RuntimeError("the mock app is not running")
         forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
-        response = await asgi.handle_async_request(forwarded)
-        content = await response.aread()
+        try:
+            response = await asgi.handle_async_request(forwarded)
+            content = await response.aread()
+        except Exception as exc:
+            # The mock answers every error itself (QIWI's 500 body); an exception here is an answer it aborted on
+            # purpose (fault injection's dropped connection). Over TCP a client sees the connection close.
+            raise httpx.RemoteProtocolError(f"the mock dropped the connection ({exc!r})", request=request) from exc
         return httpx.Response(response.status_code, headers=response.headers.raw, content=content, request=request)
 
     def __enter__(self) -> AppRunner:
