@@ -68,7 +68,7 @@ def test_a_fresh_mock_per_decorated_call(body_json) -> None:
     assert create_then_read("second") == 404  # the first call's bill died with its mock
 
 
-def test_other_hosts_pass_through_and_interception_ends_with_the_block(body_json) -> None:
+def test_other_hosts_pass_through_to_the_network(body_json) -> None:
     merchant = Merchant(site_id="real", secret_key="sk-real", public_key="pk-real")
     auth = {"Authorization": "Bearer sk-real"}
     with serve_app(create_app(Settings(merchants=[merchant]))) as url:
@@ -76,13 +76,10 @@ def test_other_hosts_pass_through_and_interception_ends_with_the_block(body_json
             local = httpx.put(f"{url}/partner/bill/v1/bills/l-1", json=body_json, headers=auth)
             assert local.status_code == 200  # answered by the real server on 127.0.0.1
             assert mock.requests() == []
-            seen = router.calls.call_count
-            assert seen >= 1  # it went through respx's pass-through route
-        assert httpx.get(f"{url}/partner/bill/v1/bills/l-1", headers=auth).status_code == 200
-        assert router.calls.call_count == seen  # the block ended: respx no longer sees anything
+            assert router.calls.call_count >= 1  # it went through respx's pass-through route
 
 
-def test_intercepting_another_base_url() -> None:
+def test_intercepting_another_base_url_and_the_interception_ends_with_the_block() -> None:
     # A port nothing listens on: without the interception this would be a connection error.
     with mock_qiwi(secret_key=KEY, intercept="http://127.0.0.1:9") as mock:
         response = httpx.get("http://127.0.0.1:9/_mock/health")
