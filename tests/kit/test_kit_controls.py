@@ -37,7 +37,8 @@ def test_a_refused_control_raises_with_qiwis_error_code_and_never_the_key(mock, 
     with pytest.raises(MockControlError) as bad:
         mock.controls.pay("c-2", pay_source="cash")
     assert bad.value.error_code == "validation.error"
-    assert bad.value.cause is not None and "paySource" in bad.value.cause
+    assert bad.value.cause is not None
+    assert "paySource" in bad.value.cause
     assert mock.secret_key not in str(bad.value)
     assert mock.secret_key not in repr(mock.controls)
 
@@ -120,9 +121,10 @@ async def test_the_async_client_has_the_same_controls(mock, body) -> None:
 def test_the_same_client_works_over_http_against_a_running_mock(body_json) -> None:
     merchant = Merchant(site_id="kit-http", secret_key="sk-http", public_key="pk-http")
     settings = Settings(merchants=[merchant])
-    with serve_app(RequestJournal(create_app(settings))) as url, MockControls(
-        base_url=url, secret_key="sk-http"
-    ) as controls:
+    with (
+        serve_app(RequestJournal(create_app(settings))) as url,
+        MockControls(base_url=url, secret_key="sk-http") as controls,
+    ):
         httpx.put(f"{url}/partner/bill/v1/bills/h-1", json=body_json, headers={"Authorization": "Bearer sk-http"})
         assert controls.pay("h-1").status.value is BillStatusValue.PAID
         assert [e.operation for e in controls.requests()] == ["createBill"]
@@ -131,9 +133,10 @@ def test_the_same_client_works_over_http_against_a_running_mock(body_json) -> No
 
 def test_against_a_mock_without_the_journal_the_error_says_so(body_json) -> None:
     merchant = Merchant(site_id="kit-nj", secret_key="sk-nj", public_key="pk-nj")
-    with serve_app(create_app(Settings(merchants=[merchant]))) as url, MockControls(
-        base_url=url, secret_key="sk-nj"
-    ) as controls:
-        with pytest.raises(MockControlError, match="http.url.not.found") as info:
+    with (
+        serve_app(create_app(Settings(merchants=[merchant]))) as url,
+        MockControls(base_url=url, secret_key="sk-nj") as controls,
+    ):
+        with pytest.raises(MockControlError, match=r"http\.url\.not\.found") as info:
             controls.requests()
         assert "RequestJournal" in str(info.value.__cause__)

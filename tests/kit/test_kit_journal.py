@@ -46,8 +46,10 @@ def test_each_outcome_with_its_error_code_and_cause(journal, http, body_json) ->
         ("getBill", 404, "api.invoice.not.found", "rejected"),
         (None, 405, "http.method.not.supported", "invalid"),
     ]
-    assert entries[1].cause is not None and list(entries[1].cause) == ["amount.value"]
-    assert entries[2].body is None and entries[2].raw_body == "{not json"
+    assert entries[1].cause is not None
+    assert list(entries[1].cause) == ["amount.value"]
+    assert entries[2].body is None
+    assert entries[2].raw_body == "{not json"
     assert [e.refused for e in entries] == [False, True, True, True, True, True]
     assert entries[3].site_id is None  # a wrong key names no merchant
     assert all(e.trace_id for e in entries)
@@ -67,7 +69,8 @@ def test_entries_are_per_merchant_and_the_key_is_never_kept(journal, http, body_
     assert [e.bill_id for e in journal.entries("kit-b")] == ["b-1"]
     from_a = http.get("/_mock/requests", headers=AUTH_A).json()["requests"]
     assert [e["billId"] for e in from_a] == ["a-1"]
-    assert "sk-a" not in repr(journal.entries(None)) and "sk-a" not in str(from_a)
+    assert "sk-a" not in repr(journal.entries(None))
+    assert "sk-a" not in str(from_a)
 
 
 def test_ids_are_decoded_and_refund_ids_recognised(journal, http, body_json) -> None:
@@ -115,7 +118,8 @@ def test_get_requests_filters_and_its_errors_are_qiwi_error_bodies(journal, http
     unauthorized = http.get("/_mock/requests")
     assert (unauthorized.status_code, unauthorized.json()["errorCode"]) == (401, "auth.unauthorized")
     wrong_method = http.post("/_mock/requests", headers=AUTH_A)
-    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "DELETE, GET, HEAD"
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["Allow"] == "DELETE, GET, HEAD"
 
 
 def test_delete_and_reset_forget_only_the_callers_entries(journal, http, body_json) -> None:

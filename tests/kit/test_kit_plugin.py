@@ -6,7 +6,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-HEADER = '''
+HEADER = """
 import datetime as dt
 import json
 import urllib.request
@@ -22,7 +22,7 @@ def body(value="10.00"):
         amount=AmountRequest(currency="RUB", value=value),
         expiration_date_time=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
     )
-'''
+"""
 
 
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
@@ -89,7 +89,8 @@ def test_module_marker_and_conftest_options(qiwi_mock):
         assert http.put("/partner/bill/v1/bills/s-1", json=body().to_dict()).status_code == 200
         again = http.put("/partner/bill/v1/bills/s-1", json=body("11.00").to_dict())
         assert (again.status_code, again.json()["errorCode"]) == (409, "api.invoice.already.exists")
-        kzt = http.put("/partner/bill/v1/bills/s-2", json={**body().to_dict(), "amount": {"currency": "KZT", "value": "1"}})
+        kzt = {**body().to_dict(), "amount": {"currency": "KZT", "value": "1"}}
+        kzt = http.put("/partner/bill/v1/bills/s-2", json=kzt)
         assert kzt.status_code == 400
 
 @pytest.mark.qiwi_mock(strict_idempotency=False, empty_unauthorized_body=True)

@@ -23,9 +23,10 @@ def _settings(notify_url: str | None = None) -> Settings:
 
 
 def test_a_plain_httpx_client_talks_to_the_app_with_no_socket(body_json) -> None:
-    with MockTransport(create_app(_settings())) as transport, httpx.Client(
-        transport=transport, base_url="https://api.qiwi.com"
-    ) as http:
+    with (
+        MockTransport(create_app(_settings())) as transport,
+        httpx.Client(transport=transport, base_url="https://api.qiwi.com") as http,
+    ):
         created = http.put("/partner/bill/v1/bills/t-1", json=body_json, headers=AUTH)
         assert created.status_code == 200
         assert created.json()["status"]["value"] == "WAITING"
