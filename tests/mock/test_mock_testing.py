@@ -57,3 +57,36 @@ def test_a_mock_that_cannot_start_raises_with_its_output() -> None:
     with pytest.raises(MockProcessError, match="did not start") as info:
         MockProcess("--broken", "no-such-behaviour", startup_timeout=20).start()
     assert "no-such-behaviour" in str(info.value)
+
+
+def test_the_testing_module_exports_the_kit_explicitly() -> None:
+    import qiwi_bill_mock.testing as testing
+
+    assert sorted(testing.__all__) == [
+        "API_BASE_URL",
+        "AppRunner",
+        "AsyncMockControls",
+        "DEFAULT_NOTIFY_URL",
+        "Delivery",
+        "DeliveryAttempt",
+        "JournalEntry",
+        "JournalQuery",
+        "MockControlError",
+        "MockControls",
+        "MockProcess",
+        "MockProcessError",
+        "MockServer",
+        "MockTransport",
+        "NotificationInbox",
+        "NotificationRouter",
+        "NotificationTarget",
+        "QiwiMock",
+        "ReceivedNotification",
+        "RequestJournal",
+        "bind_free_port",
+        "mock_qiwi",
+        "serve_app",
+        "wait_for_line",
+    ]
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None
