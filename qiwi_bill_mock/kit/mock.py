@@ -24,7 +24,6 @@ import contextlib
 import contextvars
 import functools
 import inspect
-import secrets
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar, cast, overload
@@ -32,13 +31,13 @@ from typing import Any, TypeVar, cast, overload
 import httpx
 import respx
 
-from qiwi_bill import QiwiClient, make_client
 from qiwi_bill_mock.app import create_app
-from qiwi_bill_mock.kit.controls import AsyncMockControls, MockControls
+from qiwi_bill_mock.kit._merchant import OneMerchant, fresh_merchant
+from qiwi_bill_mock.kit.controls import AsyncMockControls
 from qiwi_bill_mock.kit.journal import DEFAULT_MAX_ENTRIES, JournalEntry, JournalQuery, RequestJournal
 from qiwi_bill_mock.kit.notifications import NotificationInbox, NotificationRouter, NotificationTarget
 from qiwi_bill_mock.kit.transports import AppRunner, MockTransport
-from qiwi_bill_mock.settings import Merchant, Settings, demo_merchant
+from qiwi_bill_mock.settings import Settings
 
 __all__ = ["API_BASE_URL", "DEFAULT_NOTIFY_URL", "QiwiMock", "mock_qiwi"]
 
@@ -50,7 +49,7 @@ DEFAULT_NOTIFY_URL = "http://merchant.test/qiwi/notify"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class QiwiMock:
+class QiwiMock(OneMerchant):
     """An in-process mock of the QIWI bill-payments API with one fresh merchant.
 
     Args:
@@ -81,12 +80,8 @@ class QiwiMock:
         journal_size: int = DEFAULT_MAX_ENTRIES,
         **settings: Any,
     ) -> None:
-        fresh = demo_merchant(site_id=site_id or f"kit-{secrets.token_hex(4)}", notify_url=notify_url)
-        self.merchant = Merchant(
-            site_id=fresh.site_id,
-            secret_key=secret_key or fresh.secret_key,
-            public_key=public_key or fresh.public_key,
-            notify_url=notify_url,
+        self.merchant = fresh_merchant(
+            secret_key=secret_key, public_key=public_key, site_id=site_id, notify_url=notify_url
         )
         self.base_url = base_url.rstrip("/")
         settings.setdefault("public_url", self.base_url)
@@ -96,34 +91,10 @@ class QiwiMock:
         self.journal = RequestJournal(app, self.settings, max_entries=journal_size)
         self.runner = AppRunner(self.journal)
         self.transport = MockTransport(self.runner)
-        self._client: QiwiClient | None = None
-        self._controls: MockControls | None = None
         self._async_controls: AsyncMockControls | None = None
 
     def __repr__(self) -> str:
         return f"QiwiMock(site_id={self.site_id!r}, base_url={self.base_url!r}, secret_key='***')"
-
-    # -- the merchant -------------------------------------------------------------------------
-
-    @property
-    def secret_key(self) -> str:
-        """The merchant's secret key (bearer token, notification HMAC key)."""
-        return self.merchant.secret_key
-
-    @property
-    def public_key(self) -> str:
-        """The merchant's public key (payment form)."""
-        return self.merchant.public_key
-
-    @property
-    def site_id(self) -> str:
-        """The merchant's `siteId`."""
-        return self.merchant.site_id
-
-    @property
-    def notify_url(self) -> str | None:
-        """Where the merchant's notifications go."""
-        return self.merchant.notify_url
 
     @property
     def app(self) -> Any:
@@ -132,20 +103,8 @@ class QiwiMock:
 
     # -- clients ------------------------------------------------------------------------------
 
-    @property
-    def client(self) -> QiwiClient:
-        """The generated client (`qiwi_bill.make_client`) on the in-process transport: `sync()` and `asyncio()`."""
-        if self._client is None:
-            transport = {"transport": self.transport}
-            self._client = make_client(self.secret_key, base_url=self.base_url, httpx_args=transport)
-        return self._client
-
-    @property
-    def controls(self) -> MockControls:
-        """The `/_mock/` control client (sync), for this merchant."""
-        if self._controls is None:
-            self._controls = MockControls(base_url=self.base_url, secret_key=self.secret_key, transport=self.transport)
-        return self._controls
+    def _endpoint(self) -> tuple[str, Any]:
+        return self.base_url, self.transport
 
     @property
     def async_controls(self) -> AsyncMockControls:
@@ -196,10 +155,7 @@ class QiwiMock:
 
     def close(self) -> None:
         """Close the clients and stop the app."""
-        if self._controls is not None:
-            self._controls.close()
-        if self._client is not None:
-            self._client.get_httpx_client().close()
+        self._close_clients()
         self.runner.close()
 
     def __enter__(self) -> QiwiMock:

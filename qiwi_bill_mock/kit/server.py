@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from qiwi_bill import QiwiClient, make_client
-from qiwi_bill_mock.kit.controls import MockControls
-from qiwi_bill_mock.settings import Merchant, Settings, demo_merchant
+from qiwi_bill_mock.kit._merchant import OneMerchant, fresh_merchant
+from qiwi_bill_mock.settings import Merchant, Settings
 
 __all__ = ["MockServer", "settings_toml"]
 
@@ -54,7 +52,7 @@ def settings_toml(merchant: Merchant, settings: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class MockServer:
+class MockServer(OneMerchant):
     """`qiwi-bill-mock` as a child process on 127.0.0.1 and a free port, with one fresh merchant.
 
     Args:
@@ -77,12 +75,8 @@ class MockServer:
         unusable = sorted(_NOT_FOR_A_PROCESS & settings.keys())
         if unusable:
             raise ValueError(f"{', '.join(unusable)} cannot be given to a mock process (in-process qiwi_mock only)")
-        fresh = demo_merchant(site_id=site_id or f"kit-{secrets.token_hex(4)}")
-        self.merchant = Merchant(
-            site_id=fresh.site_id,
-            secret_key=secret_key or fresh.secret_key,
-            public_key=public_key or fresh.public_key,
-            notify_url=notify_url,
+        self.merchant = fresh_merchant(
+            secret_key=secret_key, public_key=public_key, site_id=site_id, notify_url=notify_url
         )
         handle, self._config = tempfile.mkstemp(prefix="qiwi-mock-", suffix=".toml")
         with os.fdopen(handle, "w", encoding="utf-8") as config:
@@ -92,8 +86,6 @@ class MockServer:
         from qiwi_bill_mock.testing import MockProcess  # testing re-exports this module: import it late
 
         self.process = MockProcess("--config", self._config, "--log-level", "warning", env=blank)
-        self._controls: MockControls | None = None
-        self._client: QiwiClient | None = None
 
     def __repr__(self) -> str:
         return f"MockServer(url={self.url!r}, site_id={self.site_id!r}, secret_key='***')"
@@ -103,39 +95,8 @@ class MockServer:
         """`http://127.0.0.1:PORT` (empty until started)."""
         return self.process.url.rstrip("/")
 
-    @property
-    def secret_key(self) -> str:
-        """The merchant's secret key."""
-        return self.merchant.secret_key
-
-    @property
-    def public_key(self) -> str:
-        """The merchant's public key."""
-        return self.merchant.public_key
-
-    @property
-    def site_id(self) -> str:
-        """The merchant's `siteId`."""
-        return self.merchant.site_id
-
-    @property
-    def auth_headers(self) -> dict[str, str]:
-        """`{"Authorization": "Bearer <secret key>"}` for any HTTP client."""
-        return {"Authorization": f"Bearer {self.secret_key}"}
-
-    @property
-    def controls(self) -> MockControls:
-        """The `/_mock/` control client over HTTP."""
-        if self._controls is None:
-            self._controls = MockControls(base_url=self.url, secret_key=self.secret_key)
-        return self._controls
-
-    @property
-    def client(self) -> QiwiClient:
-        """The generated client (`qiwi_bill.make_client`) pointed at the process."""
-        if self._client is None:
-            self._client = make_client(self.secret_key, base_url=self.url)
-        return self._client
+    def _endpoint(self) -> tuple[str, Any]:
+        return self.url, None
 
     def start(self) -> MockServer:
         """Start the process and wait until it listens; returns `self`."""
@@ -144,10 +105,7 @@ class MockServer:
 
     def close(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL) and remove its config file."""
-        if self._controls is not None:
-            self._controls.close()
-        if self._client is not None:
-            self._client.get_httpx_client().close()
+        self._close_clients()
         try:
             self.process.__exit__(None, None, None)
         finally:
