@@ -5,6 +5,8 @@ sweeper never start (notifications go out only if a test calls an internal `drai
 
 - `AppRunner` runs an ASGI app on an event loop in a background thread, inside `asgi_lifespan.LifespanManager`
   (startup on `start()`, shutdown on `close()`), and forwards requests to it from any thread or event loop.
+- One app has one runner: every `MockTransport(app)` of the same app shares it (the first one starts it, closing
+  the last one stops it). Two lifespans of one app on two loops would each start a notifier on shared state.
 - `MockTransport` is ONE transport for both httpx flavours (`httpx.BaseTransport` and `httpx.AsyncBaseTransport`),
   so a single `qiwi_bill.make_client(..., httpx_args={"transport": transport})` serves the generated operations'
   `sync()` and `asyncio()` alike. Every request runs on the runner's loop, whichever loop or thread sent it: the
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -159,17 +162,43 @@ class AppRunner:
         self.close()
 
 
+_shared: weakref.WeakKeyDictionary[Any, tuple[AppRunner, int]] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def _acquire(app: Any) -> AppRunner:
+    with _shared_lock:
+        runner, users = _shared.get(app, (None, 0))
+        if runner is None:
+            runner = AppRunner(app)
+        _shared[app] = (runner, users + 1)
+        return runner
+
+
+def _release(app: Any) -> None:
+    with _shared_lock:
+        runner, users = _shared.get(app, (None, 0))
+        if runner is None:
+            return
+        if users > 1:
+            _shared[app] = (runner, users - 1)
+            return
+        del _shared[app]
+    runner.close()
+
+
 class MockTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """A sync AND async httpx transport that hands every request to the mock app, in-process.
 
     Args:
-        app: An ASGI app (the transport then owns an `AppRunner` and stops it on `close()`), or an `AppRunner`
-            shared with other transports (left running on `close()`).
+        app: An ASGI app: the transport shares the app's one `AppRunner` with every other `MockTransport` of the
+            same app (started on first use, stopped when the last of them closes). Or an `AppRunner` you manage
+            (left running on `close()`).
     """
 
     def __init__(self, app: Any) -> None:
-        self._owns = not isinstance(app, AppRunner)
-        self.runner: AppRunner = AppRunner(app) if self._owns else app
+        self._app: Any = None if isinstance(app, AppRunner) else app
+        self.runner: AppRunner = app if self._app is None else _acquire(app)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send a request from synchronous code (`httpx.Client`)."""
@@ -182,14 +211,14 @@ class MockTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return await self.runner.acall(self.runner.send(request, body))
 
     def close(self) -> None:
-        """Stop the app when this transport started it (an `httpx.Client` calls this on close)."""
-        if self._owns:
-            self.runner.close()
+        """Let go of the app; the last transport of an app stops it (an `httpx.Client` calls this on close)."""
+        app, self._app = self._app, None
+        if app is not None:
+            _release(app)
 
     async def aclose(self) -> None:
-        """Stop the app when this transport started it (an `httpx.AsyncClient` calls this on close)."""
-        if self._owns:
-            await asyncio.to_thread(self.runner.close)
+        """`close()` for an `httpx.AsyncClient`, off the caller's event loop (stopping the app waits)."""
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> MockTransport:
         self.runner.start()

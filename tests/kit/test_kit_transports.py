@@ -110,3 +110,20 @@ def test_an_app_whose_startup_fails_raises_from_start() -> None:
     with pytest.raises(RuntimeError, match="lifespan did not start"):
         runner.start()
     assert not runner.running
+
+
+def test_transports_of_one_app_share_its_one_runner_until_the_last_closes(body_json) -> None:
+    app = create_app(_settings())
+    first, second = MockTransport(app), MockTransport(app)
+    assert first.runner is second.runner
+    with httpx.Client(transport=first, base_url="https://api.qiwi.com") as http:
+        http.put("/partner/bill/v1/bills/s-1", json=body_json, headers=AUTH).raise_for_status()
+    assert first.runner.running  # the second transport still uses it
+    with httpx.Client(transport=second, base_url="https://api.qiwi.com") as http:
+        assert http.get("/partner/bill/v1/bills/s-1", headers=AUTH).status_code == 200
+    assert not second.runner.running
+    second.close()  # closing twice is harmless
+    third = MockTransport(app)
+    assert third.runner is not first.runner  # a fresh start; the in-memory state lives in the app
+    with httpx.Client(transport=third, base_url="https://api.qiwi.com") as http:
+        assert http.get("/partner/bill/v1/bills/s-1", headers=AUTH).status_code == 200
