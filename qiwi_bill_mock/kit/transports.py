@@ -46,12 +46,17 @@ class AppRunner:
 
     Args:
         app: The ASGI app, e.g. `qiwi_bill_mock.create_app(settings)`.
+        lifespan: Run the app's lifespan (its notifier and expiry sweeper). `False` only for a caller that runs
+            the lifespan itself elsewhere, e.g. schemathesis driving the same app.
         startup_timeout: Seconds the lifespan startup may take.
         shutdown_timeout: Seconds the lifespan shutdown may take.
     """
 
-    def __init__(self, app: Any, *, startup_timeout: float = 20.0, shutdown_timeout: float = 20.0) -> None:
+    def __init__(
+        self, app: Any, *, lifespan: bool = True, startup_timeout: float = 20.0, shutdown_timeout: float = 20.0
+    ) -> None:
         self.app = app
+        self.lifespan = lifespan
         self._startup_timeout = startup_timeout
         self._shutdown_timeout = shutdown_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -98,6 +103,10 @@ class AppRunner:
         # One task holds the lifespan from startup to shutdown: asgi-lifespan's task group must be entered and
         # left by the same task.
         self._stop = asyncio.Event()
+        if not self.lifespan:
+            started.set_result(httpx.ASGITransport(app=self.app, client=_CLIENT))
+            await self._stop.wait()
+            return
         try:
             async with LifespanManager(
                 self.app, startup_timeout=self._startup_timeout, shutdown_timeout=self._shutdown_timeout
@@ -162,28 +171,31 @@ class AppRunner:
         self.close()
 
 
-_shared: weakref.WeakKeyDictionary[Any, tuple[AppRunner, int]] = weakref.WeakKeyDictionary()
+# app -> {lifespan flag: (its runner, how many transports hold it)}
+_shared: weakref.WeakKeyDictionary[Any, dict[bool, tuple[AppRunner, int]]] = weakref.WeakKeyDictionary()
 _shared_lock = threading.Lock()
 
 
-def _acquire(app: Any) -> AppRunner:
+def _acquire(app: Any, lifespan: bool) -> AppRunner:
     with _shared_lock:
-        runner, users = _shared.get(app, (None, 0))
+        runners = _shared.setdefault(app, {})
+        runner, users = runners.get(lifespan, (None, 0))
         if runner is None:
-            runner = AppRunner(app)
-        _shared[app] = (runner, users + 1)
+            runner = AppRunner(app, lifespan=lifespan)
+        runners[lifespan] = (runner, users + 1)
         return runner
 
 
-def _release(app: Any) -> None:
+def _release(app: Any, lifespan: bool) -> None:
     with _shared_lock:
-        runner, users = _shared.get(app, (None, 0))
+        runners = _shared.get(app, {})
+        runner, users = runners.get(lifespan, (None, 0))
         if runner is None:
             return
         if users > 1:
-            _shared[app] = (runner, users - 1)
+            runners[lifespan] = (runner, users - 1)
             return
-        del _shared[app]
+        del runners[lifespan]
     runner.close()
 
 
@@ -194,34 +206,50 @@ class MockTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         app: An ASGI app: the transport shares the app's one `AppRunner` with every other `MockTransport` of the
             same app (started on first use, stopped when the last of them closes). Or an `AppRunner` you manage
             (left running on `close()`).
+        lifespan: With an app: run its lifespan (default). `False` when something else runs it (schemathesis):
+            then requests still run on a loop of their own, but no notifier or sweeper is started here.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, lifespan: bool = True) -> None:
         self._app: Any = None if isinstance(app, AppRunner) else app
-        self.runner: AppRunner = app if self._app is None else _acquire(app)
+        self._lifespan = lifespan
+        self.runner: AppRunner = app if self._app is None else _acquire(app, lifespan)
+        self._held = self._app is not None
+        self._lock = threading.Lock()
+
+    def _running(self) -> AppRunner:
+        # Used again after close() (one transport handed to two clients in turn): take the app's runner again.
+        with self._lock:
+            if self._app is not None and not self._held:
+                self.runner, self._held = _acquire(self._app, self._lifespan), True
+            return self.runner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send a request from synchronous code (`httpx.Client`)."""
         body = request.read()
-        return self.runner.call(self.runner.send(request, body))
+        runner = self._running()
+        return runner.call(runner.send(request, body))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send a request from asynchronous code (`httpx.AsyncClient`)."""
         body = await request.aread()
-        return await self.runner.acall(self.runner.send(request, body))
+        runner = self._running()
+        return await runner.acall(runner.send(request, body))
 
     def close(self) -> None:
         """Let go of the app; the last transport of an app stops it (an `httpx.Client` calls this on close)."""
-        app, self._app = self._app, None
-        if app is not None:
-            _release(app)
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            _release(self._app, self._lifespan)
 
     async def aclose(self) -> None:
         """`close()` for an `httpx.AsyncClient`, off the caller's event loop (stopping the app waits)."""
         await asyncio.to_thread(self.close)
 
     def __enter__(self) -> MockTransport:
-        self.runner.start()
+        # httpx.Client.__enter__ calls this: start the app now, on the runner this transport holds.
+        self._running().start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,8 @@
-"""Every example of docs/testing.md runs: each `# file: NAME` block becomes a test file of a user's project."""
+"""Every example of docs/testing.md runs: each `# file: NAME` block becomes a test file of a user's project.
+
+The README's blocks marked the same way (its first-screen fixture example) run too; a block that both documents
+name must be the same text in both.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,19 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
-_BLOCK = re.compile(r"```python\n# file: (?P<name>\S+)\n(?P<code>.*?)```", re.DOTALL)
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = (ROOT / "docs" / "testing.md", ROOT / "README.md")
+_BLOCK = re.compile(r"```python\n# file: (?P<name>\S+)[^\n]*\n(?P<code>.*?)```", re.DOTALL)
 
 
 def doc_files() -> dict[str, str]:
-    """The doc's test files by name."""
-    return {match["name"]: match["code"] for match in _BLOCK.finditer(DOC.read_text(encoding="utf-8"))}
+    """The documents' test files by name."""
+    files: dict[str, str] = {}
+    for document in DOCUMENTS:
+        for match in _BLOCK.finditer(document.read_text(encoding="utf-8")):
+            name, code = match["name"], match["code"]
+            assert files.setdefault(name, code) == code, f"{name} differs between the documents"
+    return files
 
 
 def test_the_doc_has_an_example_for_each_style() -> None:
@@ -24,6 +34,7 @@ def test_the_doc_has_an_example_for_each_style() -> None:
         "test_legacy_shop.py",  # interception of api.qiwi.com
         "test_requests_client.py",  # a server process for non-httpx code
         "test_notify_endpoint.py",  # a notification receiver under test
+        "test_first_screen.py",  # the README's first screen
     }
 
 
@@ -35,6 +46,6 @@ def test_every_example_passes(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-v")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == outcomes.get("skipped", 0) == 0, result.stdout
-    assert outcomes["passed"] == 10
+    assert outcomes["passed"] == 11
     for name in files:
         result.stdout.fnmatch_lines([f"{name}::* PASSED*"])

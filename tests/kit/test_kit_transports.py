@@ -127,3 +127,25 @@ def test_transports_of_one_app_share_its_one_runner_until_the_last_closes(body_j
     assert third.runner is not first.runner  # a fresh start; the in-memory state lives in the app
     with httpx.Client(transport=third, base_url="https://api.qiwi.com") as http:
         assert http.get("/partner/bill/v1/bills/s-1", headers=AUTH).status_code == 200
+
+
+def test_a_transport_used_again_after_close_takes_the_app_again_and_lets_go_again() -> None:
+    transport = MockTransport(create_app(_settings()))
+    for _ in range(2):
+        with httpx.Client(transport=transport, base_url="https://api.qiwi.com") as http:
+            assert http.get("/_mock/health").status_code == 200
+        assert not transport.runner.running
+
+
+def test_without_the_lifespan_nothing_is_delivered_until_someone_drains(body_json) -> None:
+    settings = _settings(notify_url="http://merchant.test/notify")
+    router = NotificationRouter(settings)
+    app = create_app(settings, notify_transport=router)
+    transport = MockTransport(app, lifespan=False)
+    with httpx.Client(transport=transport, base_url="https://api.qiwi.com") as http:
+        http.put("/partner/bill/v1/bills/l-1", json=body_json, headers=AUTH).raise_for_status()
+        http.post("/_mock/bills/l-1/pay", headers=AUTH).raise_for_status()
+        with pytest.raises(TimeoutError):
+            router.inbox.wait(bill_id="l-1", timeout=0.3)
+        assert transport.runner.call(app.state.ctx.notifier.drain()) == 1
+        assert router.inbox.wait(bill_id="l-1").verified
