@@ -106,7 +106,7 @@ def qiwi_mock_server(
     from qiwi_bill_mock.kit.server import MockServer
 
     options, _plugin = _split(_options(request, qiwi_mock_options))
-    key = repr(sorted((name, repr(value)) for name, value in options.items()))
+    key = repr(sorted((name, _canonical(value)) for name, value in options.items()))
     server = _qiwi_mock_servers.get(key)
     if server is None:
         server = _qiwi_mock_servers[key] = MockServer(**options).start()
@@ -114,6 +114,11 @@ def qiwi_mock_server(
         yield server
     finally:
         server.controls.reset()
+
+
+def _canonical(value: Any) -> str:
+    # {"RUB", "KZT"} and {"KZT", "RUB"} are the same settings: one process for both.
+    return repr(sorted(value)) if isinstance(value, set | frozenset) else repr(value)
 
 
 _mock_key = pytest.StashKey["QiwiMock"]()
