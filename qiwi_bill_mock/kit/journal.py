@@ -56,6 +56,7 @@ __all__ = [
     "Outcome",
     "RequestJournal",
     "operation_of",
+    "with_journal",
 ]
 
 #: Entries kept per merchant (and for unauthenticated requests) before the oldest are dropped.
@@ -555,6 +556,18 @@ class RequestJournal:
                 return
             found = self.entries(merchant.site_id, query)
             await _answer(send, 200, {"requests": [entry.to_dict() for entry in found]})
+
+
+def with_journal(
+    app: ASGIApp, settings: Settings | None = None, *, max_entries: int = DEFAULT_MAX_ENTRIES
+) -> RequestJournal:
+    """`app` with a request journal: wrapped in a new `RequestJournal`, or as it is when it already has one.
+
+    Safe whoever applies the journal first (`create_app()` itself, the CLI, or the kit).
+    """
+    if isinstance(app, RequestJournal):
+        return app
+    return RequestJournal(app, settings, max_entries=max_entries)
 
 
 def _monotonic_ms() -> float:

@@ -34,7 +34,7 @@ import respx
 from qiwi_bill_mock.app import create_app
 from qiwi_bill_mock.kit._merchant import OneMerchant, fresh_merchant
 from qiwi_bill_mock.kit.controls import AsyncMockControls
-from qiwi_bill_mock.kit.journal import DEFAULT_MAX_ENTRIES, JournalEntry, JournalQuery, RequestJournal
+from qiwi_bill_mock.kit.journal import DEFAULT_MAX_ENTRIES, JournalEntry, JournalQuery, with_journal
 from qiwi_bill_mock.kit.notifications import NotificationInbox, NotificationRouter, NotificationTarget
 from qiwi_bill_mock.kit.transports import AppRunner, MockTransport
 from qiwi_bill_mock.settings import Settings
@@ -88,7 +88,7 @@ class QiwiMock(OneMerchant):
         self.settings = Settings(merchants=(self.merchant,), **settings)
         self.router = NotificationRouter(self.settings)
         app = create_app(self.settings, clock=clock, id_factory=id_factory, notify_transport=self.router)
-        self.journal = RequestJournal(app, self.settings, max_entries=journal_size)
+        self.journal = with_journal(app, self.settings, max_entries=journal_size)
         self.runner = AppRunner(self.journal)
         self.transport = MockTransport(self.runner)
         self._async_controls: AsyncMockControls | None = None

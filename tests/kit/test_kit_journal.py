@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from qiwi_bill_mock import Fault, Merchant, Settings, create_app
+from qiwi_bill_mock.kit.journal import with_journal
 from qiwi_bill_mock.testing import JournalEntry, MockTransport, RequestJournal
 
 A = Merchant(site_id="kit-a", secret_key="sk-a", public_key="pk-a")
@@ -144,3 +145,10 @@ def test_a_dropped_connection_is_journaled_as_dropped(body_json) -> None:
 
 def test_the_wrapper_passes_other_attributes_through(journal) -> None:
     assert journal.state.ctx.settings.merchants == (A, B)
+
+
+def test_with_journal_wraps_once_whoever_applies_it_first() -> None:
+    app = create_app(Settings(merchants=[A]))
+    journaled = with_journal(app)
+    assert isinstance(journaled, RequestJournal)
+    assert with_journal(journaled) is journaled
