@@ -12,7 +12,8 @@ It answers two control routes itself (same auth and error body as every `/_mock/
 
 - `GET /_mock/requests` → `{"requests": [...]}`, oldest first, this merchant's entries; filters as query
   parameters: `operation`, `method`, `billId`, `refundId`, `statusCode`, `errorCode`, `outcome`, `refused`
-  (`true`/`false`), `includeUnauthenticated` (`true`: also requests no merchant could be named for), `limit`
+  (`true`/`false`), `includeUnauthenticated` (`true`: also requests no merchant could be named for), `after`
+  (only entries with a greater `id`), `limit`
   (the newest N).
 - `DELETE /_mock/requests` forgets this merchant's entries; `POST /_mock/reset` (the mock's own) does too.
 
@@ -264,6 +265,7 @@ class JournalQuery:
         outcome: One of `OUTCOMES`.
         refused: Only requests QIWI would (`True`) or would not (`False`) have refused.
         include_unauthenticated: Also requests whose key named no merchant.
+        after: Only entries whose `id` is greater (what came after an entry already seen).
         limit: Only the newest `limit` matching entries.
     """
 
@@ -276,6 +278,7 @@ class JournalQuery:
     outcome: str | None = None
     refused: bool | None = None
     include_unauthenticated: bool = False
+    after: int | None = None
     limit: int | None = None
 
     def matches(self, entry: JournalEntry) -> bool:
@@ -289,6 +292,7 @@ class JournalQuery:
             and (self.error_code is None or entry.error_code == self.error_code)
             and (self.outcome is None or entry.outcome == self.outcome)
             and (self.refused is None or entry.refused == self.refused)
+            and (self.after is None or entry.id > self.after)
         )
 
     def to_params(self) -> dict[str, str]:
@@ -303,6 +307,7 @@ class JournalQuery:
             "outcome": self.outcome,
             "refused": None if self.refused is None else str(self.refused).lower(),
             "includeUnauthenticated": "true" if self.include_unauthenticated else None,
+            "after": None if self.after is None else str(self.after),
             "limit": None if self.limit is None else str(self.limit),
         }
         return {key: value for key, value in params.items() if value is not None}
@@ -327,6 +332,8 @@ class JournalQuery:
                 kwargs["refused"] = _flag(name, value)
             elif name == "includeUnauthenticated":
                 kwargs["include_unauthenticated"] = _flag(name, value)
+            elif name == "after":
+                kwargs["after"] = _number(name, value, 0, 10**18)
             elif name == "limit":
                 kwargs["limit"] = _number(name, value, 1, 1_000_000)
             else:

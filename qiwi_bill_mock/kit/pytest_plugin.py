@@ -13,9 +13,10 @@ until a fixture is used, so suites that never ask for one pay nothing.
   `empty_unauthorized_body=True`, `accepted_currencies={"RUB"}`...), the merchant (`secret_key=`, `site_id=`,
   `notify_url=`), and `fail_on_refused=True`. The `qiwi_mock_options` fixture (a dict, `{}` by default) does the
   same from a conftest or `@pytest.mark.parametrize("qiwi_mock_options", [...])`; the marker wins.
-- `fail_on_refused` (marker option, or the ini option `qiwi_mock_fail_on_refused = true`): a test using
-  `qiwi_mock` fails when the code under test sent a request QIWI would have refused (invalid, unauthorized,
-  rejected: see `qiwi_bill_mock.kit.journal`), listing those requests.
+- `fail_on_refused` (marker option, `qiwi_mock_options` key, or the ini option `qiwi_mock_fail_on_refused = true`):
+  a passing test using `qiwi_mock` or `qiwi_mock_server` fails when the code under test sent a request QIWI would
+  have refused (invalid, unauthorized, rejected: see `qiwi_bill_mock.kit.journal`), listing those requests. A
+  server process without the journal cannot be checked: the plugin warns instead.
 """
 
 from __future__ import annotations
@@ -69,6 +70,30 @@ def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return mock, plugin
 
 
+def _fail_on_refused(item: pytest.Item) -> bool:
+    """The marker's `fail_on_refused` when given, else the ini option."""
+    for marker in item.iter_markers("qiwi_mock"):  # closest first
+        if "fail_on_refused" in marker.kwargs:
+            return bool(marker.kwargs["fail_on_refused"])
+    fixture_options = getattr(item, "funcargs", {}).get("qiwi_mock_options") or {}
+    if "fail_on_refused" in fixture_options:
+        return bool(fixture_options["fail_on_refused"])
+    return bool(item.config.getini(_FAIL_ON_REFUSED))
+
+
+def _journal_position(server: MockServer) -> int | None:
+    """The id of the server's newest journal entry (0: none yet); `None` when the server keeps no journal."""
+    from qiwi_bill_mock.kit.controls import MockControlError
+
+    try:
+        newest = server.controls.requests(include_unauthenticated=True, limit=1)
+    except MockControlError as error:
+        if error.error_code == "http.url.not.found":
+            return None
+        raise
+    return newest[-1].id if newest else 0
+
+
 @pytest.fixture
 def qiwi_mock_options() -> dict[str, Any]:
     """Options for `qiwi_mock` / `qiwi_mock_server` (override this fixture, or parametrize it); default none."""
@@ -80,9 +105,7 @@ def qiwi_mock(request: pytest.FixtureRequest, qiwi_mock_options: dict[str, Any])
     """An in-process QIWI mock with a fresh merchant, its clients, notification inbox and request journal."""
     from qiwi_bill_mock.kit.mock import QiwiMock
 
-    options, plugin = _split(_options(request, qiwi_mock_options))
-    fail = plugin.get("fail_on_refused")
-    request.node.stash[_fail_key] = bool(request.config.getini(_FAIL_ON_REFUSED) if fail is None else fail)
+    options, _plugin = _split(_options(request, qiwi_mock_options))
     with QiwiMock(**options) as mock:
         request.node.stash[_mock_key] = mock
         yield mock
@@ -110,6 +133,7 @@ def qiwi_mock_server(
     server = _qiwi_mock_servers.get(key)
     if server is None:
         server = _qiwi_mock_servers[key] = MockServer(**options).start()
+    request.node.stash[_server_key] = (server, _journal_position(server))
     try:
         yield server
     finally:
@@ -122,7 +146,7 @@ def _canonical(value: Any) -> str:
 
 
 _mock_key = pytest.StashKey["QiwiMock"]()
-_fail_key = pytest.StashKey[bool]()
+_server_key = pytest.StashKey["tuple[MockServer, int | None]"]()
 
 
 def _describe(entry: JournalEntry) -> str:
@@ -130,12 +154,29 @@ def _describe(entry: JournalEntry) -> str:
     return f"  {entry.method} {entry.path} -> {entry.status_code} {entry.error_code or entry.outcome}{cause}"
 
 
+def _refused(item: pytest.Item) -> list[JournalEntry]:
+    refused: list[JournalEntry] = []
+    mock = item.stash.get(_mock_key, None)
+    if mock is not None:
+        refused += mock.refused()
+    server, after = item.stash.get(_server_key, (None, None))
+    if server is not None and after is None:
+        item.warn(
+            pytest.PytestWarning(
+                "qiwi_mock fail_on_refused: this qiwi-bill-mock process keeps no request journal "
+                "(no GET /_mock/requests), so qiwi_mock_server's requests were not checked"
+            )
+        )
+    elif server is not None:
+        refused += server.controls.requests(refused=True, include_unauthenticated=True, after=after)
+    return refused
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = yield  # re-raises the test's own failure: only a passing test is checked
-    mock = item.stash.get(_mock_key, None)
-    if mock is not None and item.stash.get(_fail_key, False):
-        refused = mock.refused()
+    if _fail_on_refused(item):
+        refused = _refused(item)
         if refused:
             lines = "\n".join(_describe(entry) for entry in refused)
             pytest.fail(f"the code under test sent {len(refused)} request(s) QIWI would have refused:\n{lines}")

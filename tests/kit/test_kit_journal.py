@@ -110,7 +110,12 @@ def test_get_requests_filters_and_its_errors_are_qiwi_error_bodies(journal, http
     everything = http.get("/_mock/requests", params={"includeUnauthenticated": "true"}, headers=AUTH_A).json()
     assert [e["statusCode"] for e in everything["requests"]] == [200, 404, 401]
     assert JournalEntry.from_dict(everything["requests"][0]) == journal.entries("kit-a")[0]
-    for params, field in (({"limit": "0"}, "limit"), ({"refused": "maybe"}, "refused"), ({"colour": "red"}, "colour")):
+    for params, field in (
+        ({"limit": "0"}, "limit"),
+        ({"after": "-1"}, "after"),
+        ({"refused": "maybe"}, "refused"),
+        ({"colour": "red"}, "colour"),
+    ):
         bad = http.get("/_mock/requests", params=params, headers=AUTH_A)
         assert bad.status_code == 400
         assert bad.json()["errorCode"] == "validation.error"

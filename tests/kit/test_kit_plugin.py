@@ -152,6 +152,26 @@ def test_a_failing_test_reports_its_own_failure(qiwi_mock):
     )
 
 
+def test_fail_on_refused_from_the_options_fixture_and_for_a_server_without_journal(pytester: pytest.Pytester) -> None:
+    result = _run(
+        pytester,
+        """
+@pytest.mark.parametrize("qiwi_mock_options", [{"fail_on_refused": True}])
+def test_options_fixture_opts_in(qiwi_mock):
+    with qiwi_mock.http() as http:
+        http.get("/partner/bill/v1/bills/x")
+
+@pytest.mark.qiwi_mock(fail_on_refused=True)
+def test_a_server_without_the_journal_is_not_checked_and_says_so(qiwi_mock_server):
+    urllib.request.urlopen(qiwi_mock_server.url + "/_mock/health", timeout=10).close()
+""",
+        "-W",
+        "default::pytest.PytestWarning",  # a warning, as in a user's suite (this one makes warnings errors)
+    )
+    result.assert_outcomes(passed=1, failed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*GET /partner/bill/v1/bills/x -> 401*", "*keeps no request journal*"])
+
+
 def test_fail_on_refused_is_off_by_default(pytester: pytest.Pytester) -> None:
     result = _run(
         pytester,
