@@ -1,7 +1,8 @@
 """The pytest plugin (entry point `pytest11`): fixtures `qiwi_mock` and `qiwi_mock_server`, marker `qiwi_mock`.
 
-Installed with the package, active in every pytest run (`-p no:qiwi_bill_mock` turns it off). Heavy imports wait
-until a fixture is used, so suites that never ask for one pay nothing.
+Installed with the package, active in every pytest run (`-p no:qiwi_bill_mock` turns it off). The kit's modules
+are imported only when a fixture is used; loading the plugin still imports the `qiwi_bill_mock` package itself
+(its `__init__` imports the app, about half a second), until that `__init__` imports lazily.
 
 - `qiwi_mock` → a `QiwiMock`: an in-process mock with a fresh merchant per test, no socket. Its `client`
   (the generated client), `controls` / `async_controls`, `inbox` (the notifications it POSTed, verified) and
