@@ -65,6 +65,15 @@ class QiwiMock(OneMerchant):
         journal_size: Journal entries kept (per merchant).
         **settings: Any other `qiwi_bill_mock.Settings` field: `strict_idempotency=True`,
             `empty_unauthorized_body=True`, `accepted_currencies={"RUB"}`, `notify_statuses={"PAID", "REJECTED"}`...
+
+    Attributes:
+        merchant: The merchant (`secret_key`, `public_key`, `site_id`, `notify_url` are also properties).
+        settings: The mock's `Settings`.
+        base_url: The URL the clients use.
+        journal: The `RequestJournal` wrapping the app (`app` is the same object).
+        router: The `NotificationRouter` the app delivers notifications through (`inbox` is its inbox).
+        runner: The `AppRunner` serving the app on its own thread.
+        transport: A `MockTransport` on that runner, for any httpx client.
     """
 
     def __init__(
