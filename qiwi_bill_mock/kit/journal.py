@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, unquote
 from attrs import field, frozen
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qiwi_bill import format_datetime, parse_datetime
+from qiwi_bill import MOSCOW_TZ, format_datetime, parse_datetime
 from qiwi_bill_mock import errors
 from qiwi_bill_mock.settings import Merchant, Settings
 from qiwi_bill_mock.wire import dumps, to_micros
@@ -187,7 +187,8 @@ class JournalEntry:
         """The entry as `GET /_mock/requests` writes it (camelCase keys)."""
         return {
             "id": self.id,
-            "dateTime": format_datetime(self.received_at, timespec="milliseconds"),
+            # Moscow time with milliseconds, like every timestamp the mock writes (QIWI's own shape).
+            "dateTime": format_datetime(self.received_at, tz=MOSCOW_TZ, timespec="milliseconds"),
             "method": self.method,
             "path": self.path,
             "operation": self.operation,
@@ -432,6 +433,8 @@ class RequestJournal:
         settings = settings if settings is not None else app.state.ctx.settings  # type: ignore[attr-defined]
         # Keys are looked up by digest: the journal never holds a raw secret.
         self._merchants: dict[bytes, Merchant] = {_digest(m.secret_key): m for m in settings.merchants}
+        # The mock's 401 has an empty body under this setting (the real service sometimes did); the journal's too.
+        self._empty_401 = settings.empty_unauthorized_body
         self.max_entries = max_entries
         self._entries: dict[str | None, deque[JournalEntry]] = {}
         self._lock = threading.Lock()
@@ -551,7 +554,7 @@ class RequestJournal:
         if method not in ("GET", "HEAD", "DELETE"):
             await _answer_error(send, errors.METHOD_NOT_SUPPORTED, headers={"Allow": "DELETE, GET, HEAD"})
         elif merchant is None:
-            await _answer_error(send, errors.UNAUTHORIZED)
+            await _answer_error(send, errors.UNAUTHORIZED, empty=self._empty_401)
         elif method == "DELETE":
             self.clear(merchant.site_id)
             await _answer(send, 200, {"status": "cleared"})
@@ -583,10 +586,16 @@ def _monotonic_ms() -> float:
 
 async def _answer(send: Send, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
     payload = dumps(body)
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
-    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    raw_headers = [(b"content-type", b"application/json"), *_raw(headers or {}, b"%d" % len(payload))]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _raw(headers: Mapping[str, str], length: bytes) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-length", length),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+    ]
 
 
 async def _answer_error(
@@ -595,8 +604,14 @@ async def _answer_error(
     *,
     cause: Mapping[str, list[str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    empty: bool = False,
 ) -> None:
     # The mock's own error body (errors.error_body), with a traceId of its own, like every /_mock/ control.
     trace_id = secrets.token_hex(8)
+    headers = {**(headers or {}), "X-Trace-Id": trace_id}
+    if empty:
+        await send({"type": "http.response.start", "status": kind.status, "headers": _raw(headers, b"0")})
+        await send({"type": "http.response.body", "body": b""})
+        return
     body = errors.error_body(kind, trace_id=trace_id, now_us=to_micros(datetime.now(UTC)), cause=cause)
-    await _answer(send, kind.status, body, {**(headers or {}), "X-Trace-Id": trace_id})
+    await _answer(send, kind.status, body, headers)

@@ -157,3 +157,11 @@ def test_with_journal_wraps_once_whoever_applies_it_first() -> None:
     journaled = with_journal(app)
     assert isinstance(journaled, RequestJournal)
     assert with_journal(journaled) is journaled
+
+
+def test_the_journals_401_honours_the_empty_401_setting() -> None:
+    journal = RequestJournal(create_app(Settings(merchants=[A], empty_unauthorized_body=True)))
+    with httpx.Client(transport=MockTransport(journal), base_url="https://api.qiwi.com") as http:
+        refused = http.get("/_mock/requests")
+    assert (refused.status_code, refused.content) == (401, b"")
+    assert refused.headers["X-Trace-Id"]
