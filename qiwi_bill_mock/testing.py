@@ -1,6 +1,17 @@
-"""Run the mock inside your own tests: in-process on a thread, or as the real `qiwi-bill-mock` process.
+"""Run the mock inside your own tests: in-process with no socket, on a thread, or as the real process.
 
-Two context managers, both binding 127.0.0.1 on a free port and yielding when the server answers:
+The testing kit (docs/testing.md), re-exported from `qiwi_bill_mock.kit`:
+
+- `QiwiMock` — an in-process mock with a fresh merchant: the generated client, the `/_mock/` controls, the
+  notifications it sent (verified), the request journal; no port. `mock_qiwi()` — the same, answering every
+  httpx call to `https://api.qiwi.com` (moto style: `with mock_qiwi() as mock:` or `@mock_qiwi`).
+- `MockTransport` — a sync and async httpx transport over any mock app, its lifespan running.
+- `MockControls` / `AsyncMockControls` — the typed `/_mock/` client, in-process or over HTTP.
+- `MockServer` — the `qiwi-bill-mock` process with one merchant on a free port, for non-httpx code.
+- `RequestJournal` — the ASGI wrapper recording every API request (`GET /_mock/requests`).
+- The pytest plugin (`qiwi_mock`, `qiwi_mock_server` fixtures) is installed with the package.
+
+Lower-level helpers, both binding 127.0.0.1 on a free port and yielding when the server answers:
 
 - `serve_app(app)` runs any ASGI app (normally `create_app(...)`) with uvicorn on a background thread of
   this process. Fast, and the app object stays reachable (`app.state.ctx` for the store and the clock).
@@ -34,7 +45,44 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["MockProcess", "MockProcessError", "bind_free_port", "serve_app", "wait_for_line"]
+from qiwi_bill_mock.kit.controls import AsyncMockControls, Delivery, DeliveryAttempt, MockControlError, MockControls
+from qiwi_bill_mock.kit.journal import JournalEntry, JournalQuery, RequestJournal
+from qiwi_bill_mock.kit.mock import API_BASE_URL, DEFAULT_NOTIFY_URL, QiwiMock, mock_qiwi
+from qiwi_bill_mock.kit.notifications import (
+    NotificationInbox,
+    NotificationRouter,
+    NotificationTarget,
+    ReceivedNotification,
+)
+from qiwi_bill_mock.kit.server import MockServer
+from qiwi_bill_mock.kit.transports import AppRunner, MockTransport
+
+__all__ = [
+    "API_BASE_URL",
+    "DEFAULT_NOTIFY_URL",
+    "AppRunner",
+    "AsyncMockControls",
+    "Delivery",
+    "DeliveryAttempt",
+    "JournalEntry",
+    "JournalQuery",
+    "MockControlError",
+    "MockControls",
+    "MockProcess",
+    "MockProcessError",
+    "MockServer",
+    "MockTransport",
+    "NotificationInbox",
+    "NotificationRouter",
+    "NotificationTarget",
+    "QiwiMock",
+    "ReceivedNotification",
+    "RequestJournal",
+    "bind_free_port",
+    "mock_qiwi",
+    "serve_app",
+    "wait_for_line",
+]
 
 _LISTENING = re.compile(r"qiwi-bill-mock listening on (http://\S+)")
 

@@ -57,3 +57,19 @@ def test_a_mock_that_cannot_start_raises_with_its_output() -> None:
     with pytest.raises(MockProcessError, match="did not start") as info:
         MockProcess("--broken", "no-such-behaviour", startup_timeout=20).start()
     assert "no-such-behaviour" in str(info.value)
+
+
+def test_the_testing_module_exports_the_kit_explicitly() -> None:
+    import qiwi_bill_mock.testing as testing
+    from qiwi_bill_mock.kit import controls, journal, mock, notifications, server, transports
+
+    exported = set(testing.__all__)
+    assert len(exported) == len(testing.__all__)
+    # Nothing these helpers offered before the kit is lost.
+    assert {"MockProcess", "MockProcessError", "bind_free_port", "serve_app", "wait_for_line"} <= exported
+    # Every other name is one a kit module itself declares public.
+    kit = set().union(*(module.__all__ for module in (controls, journal, mock, notifications, server, transports)))
+    assert exported - {"MockProcess", "MockProcessError", "bind_free_port", "serve_app", "wait_for_line"} <= kit
+    assert {"QiwiMock", "mock_qiwi", "MockTransport", "MockControls", "MockServer", "RequestJournal"} <= exported
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None
