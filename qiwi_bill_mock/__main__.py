@@ -20,6 +20,7 @@ import tomllib
 from collections.abc import Sequence
 from typing import Any
 
+from qiwi_bill import __version__
 from qiwi_bill_mock.accesslog import LOG_FORMAT, BatchedLineHandler, access_logger
 from qiwi_bill_mock.settings import (
     BROKEN_BEHAVIOURS,
@@ -93,6 +94,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--fault-seed", type=int, default=None)
     add("--log-level", default=_env("LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"])
+    add("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 
