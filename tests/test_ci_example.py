@@ -72,15 +72,8 @@ def test_the_script_runs_the_users_tests_and_the_contract_suite(tmp_path: Path) 
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         NO_COLOR="1",
     )
-    result = subprocess.run(
-        ["bash", str(CI / "run-ci.sh")],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    script = ["bash", str(CI / "run-ci.sh")]
+    result = subprocess.run(script, cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     assert "1 passed" in result.stdout, output[-5000:]  # the user's own test ran against the mock
