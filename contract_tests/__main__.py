@@ -75,11 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--version", action="version", version=f"%(prog)s {_version()}")
     add("--base-url", default=os.environ.get("QIWI_BASE_URL") or None, help="the server to test (QIWI_BASE_URL)")
-    add(
-        "--secret-key",
-        default=os.environ.get("QIWI_SECRET_KEY") or None,
-        help="its merchant's secret key; prefer QIWI_SECRET_KEY, arguments show up in ps",
-    )
+    add("--secret-key", help="its merchant's secret key; prefer QIWI_SECRET_KEY, arguments show up in ps")
     add("--public-key", default=os.environ.get("QIWI_PUBLIC_KEY") or None, help="its public key (QIWI_PUBLIC_KEY)")
     add(
         "--junit-xml",
@@ -161,10 +157,15 @@ def _fail(code: int, message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; return the exit status described in the module docstring."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.base_url and not args.secret_key:
-        return _fail(EXIT_USAGE, "--base-url needs --secret-key (or QIWI_SECRET_KEY): the merchant's secret key")
     if args.secret_key and not args.base_url:
         return _fail(EXIT_USAGE, "--secret-key without --base-url: the embedded mock has its own key")
+    # The key from the environment only counts with a target (a QIWI_SECRET_KEY left in a shell is no error).
+    args.secret_key = args.secret_key or os.environ.get("QIWI_SECRET_KEY") or None
+    if args.base_url and not args.secret_key:
+        return _fail(EXIT_USAGE, "--base-url needs --secret-key (or QIWI_SECRET_KEY): the merchant's secret key")
+    profile = args.profile or os.environ.get("QIWI_HYPOTHESIS_PROFILE", "").strip() or "dev"
+    if profile not in ("dev", "ci"):
+        return _fail(EXIT_USAGE, f"QIWI_HYPOTHESIS_PROFILE must be dev or ci, not {profile!r}")
     # Looked up, not imported: schemathesis is a pytest plugin, and a plugin imported before pytest starts cannot
     # have its asserts rewritten (PytestAssertRewriteWarning, an error under the suite's filterwarnings).
     missing = [name for name in ("pytest", "schemathesis", "hypothesis") if importlib.util.find_spec(name) is None]
