@@ -1,4 +1,4 @@
-"""``make smoke``: build the wheel, install it into a fresh virtualenv outside the checkout, and use it as a user would.
+"""``make smoke``: build the wheel and sdist, install the wheel into a fresh virtualenv outside the checkout, use it.
 
 The virtualenv gets its dependencies from ``requirements.lock`` (``--require-hashes --no-deps``, the same pins as
 ``.venv``) and then the wheel alone (``--no-deps``), so the run proves the wheel, not the checkout: every command
@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -49,10 +50,20 @@ def user_env(venv: Path) -> dict[str, str]:
     return env
 
 
-def build_wheel(out: Path) -> Path:
+def build(out: Path) -> Path:
+    """Build the sdist and the wheel; fail on any build warning and on an sdist that ships tests/. Returns the wheel."""
     # --no-isolation: the build backend comes from the lock (.venv), since the network may not serve build deps.
+    # PYTHONDONTWRITEBYTECODE would make setuptools warn that it cannot byte-compile: not the package's doing.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)], cwd=ROOT, env=env)
+    output = run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out)], cwd=ROOT, env=env)
+    warnings = [line for line in output.splitlines() if "warning" in line.lower()]
+    if warnings:
+        raise SystemExit("smoke: FAILED the build warns:\n" + "\n".join(warnings))
+    (sdist,) = out.glob("qiwi_bill_toolkit-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        tests = [name for name in archive.getnames() if "/tests/" in name]
+    if tests:
+        raise SystemExit(f"smoke: FAILED the sdist ships a partial tests/: {tests[:5]}")
     (wheel,) = out.glob("qiwi_bill_toolkit-*.whl")
     return wheel
 
@@ -102,8 +113,8 @@ def junit_counts(path: Path) -> tuple[int, int]:
 
 def smoke(base: Path) -> None:
     started = time.monotonic()
-    wheel = build_wheel(base / "dist")
-    say(f"built {wheel.name}")
+    wheel = build(base / "dist")
+    say(f"built {wheel.name} and the sdist, without warnings; the sdist has no tests/")
     venv, work = base / "venv", base / "work"
     work.mkdir()
     install(venv, wheel)
