@@ -83,7 +83,7 @@ def summary_lines(stats: dict[str, list[Any]]) -> list[str]:
     elif RECORDER.self_tests_left_out:
         lines.append(
             f"self-tests: {RECORDER.self_tests_left_out} not run (the breakage self-test and the checks' unit tests "
-            "run on local mocks and say nothing about this server; --self-test runs them)"
+            "run on local mocks, never on the target, so they prove nothing about it; --self-test runs them)"
         )
     if RECORDER.cli_tests_left_out:
         lines.append(f"command-line tests: {RECORDER.cli_tests_left_out} not run here (make test runs them)")
