@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv client check-client lint test contract compat mock bench bench-quick reliability lock browser-deps clean
+.PHONY: help venv client check-client lint test contract smoke compat mock bench bench-quick reliability lock browser-deps clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -36,8 +36,11 @@ lint: $(STAMP)  ## spec validation + ruff + mypy --strict (hand-written and gene
 test: $(STAMP)  ## unit, property, contract (dev profile), browser and quick reliability tests
 	$(BIN)/python -m pytest
 
-contract: $(STAMP)  ## the main job: the contract suite against the embedded mock, with a summary
-	$(BIN)/python -m contract_tests
+contract: $(STAMP)  ## the main job: the contract suite against the embedded mock (ARGS="--base-url ... -k ...")
+	$(BIN)/python -m contract_tests $(ARGS)
+
+smoke: $(STAMP)  ## build the wheel, install it in a fresh venv outside the checkout, run its commands
+	$(BIN)/python scripts/smoke_wheel.py $(ARGS)
 
 compat: $(STAMP)  ## real clients against the mock (QIWI's Node SDK via npm ci, replayed Java/.NET/PHP requests) -> compat/results.md
 	@if command -v npm >/dev/null; then cd compat/node && npm ci --no-audit --no-fund --loglevel=error; \
@@ -63,4 +66,4 @@ lock:  ## recompile requirements.lock from requirements.in (needs uv; in the loc
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --generate-hashes --no-header --universal -o requirements.lock
 
 clean:  ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis reports artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis reports artifacts build dist

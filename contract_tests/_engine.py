@@ -3,15 +3,21 @@
 The suite does not trust a green run on its own: :class:`ConformanceReport` records how many
 operations answered, how many cases were sent, which OpenAPI links the stateful phase followed, and
 every check's pass/fail count, so a test can fail a run that tested nothing (docs/sources.md, Toolchain pitfalls: with
-the wrong stateful roots a run is green while calling one operation).
+the wrong stateful roots a run is green while calling one operation). Cases, failures and errors are also kept per
+operation and phase, so the suite reports (and JUnit shows) which operation broke in which phase; an optional
+``progress`` callback hears about each phase and operation as the engine finishes it.
+
+The spec is the one ``qiwi_bill_mock`` validates against (``qiwi_bill_mock.validation.find_spec``: the checkout's
+``openapi/`` or the copy shipped in the package), and ``schemathesis.toml`` is read from this package (a symlink to
+the repository's file in a checkout, a copy in the wheel), so an installed suite needs no checkout.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +29,26 @@ from schemathesis.engine import Status, events, from_schema
 
 from contract_tests import checks, hooks
 from contract_tests._target import Target
+from qiwi_bill_mock.validation import find_spec
 
 __all__ = [
     "ALL_CHECKS",
     "ALL_PHASES",
+    "PACKAGE_DIR",
     "REPO_ROOT",
     "SPEC_PATH",
+    "TOML_PATH",
     "ConformanceReport",
     "FailureRecord",
     "declared_links",
+    "operation_ids",
     "run_conformance",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SPEC_PATH = REPO_ROOT / "openapi" / "qiwi-bill-payments.yaml"
-TOML_PATH = REPO_ROOT / "schemathesis.toml"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent  # the checkout's root; site-packages when installed (use SPEC_PATH, TOML_PATH)
+SPEC_PATH = find_spec()
+TOML_PATH = PACKAGE_DIR / "schemathesis.toml"
 MAX_REPRODUCE = 600
 ALL_PHASES = ("examples", "coverage", "fuzzing", "stateful")
 # Every built-in check the issue lists, plus the suite's own (contract_tests/checks.py).
@@ -66,7 +77,7 @@ ALL_CHECKS = (
 
 @dataclass(frozen=True, slots=True)
 class FailureRecord:
-    """One distinct failure, with what it takes to reproduce it."""
+    """One distinct failure, with what it takes to reproduce it, and where it happened (``""`` when unknown)."""
 
     check: str
     code: str
@@ -74,6 +85,8 @@ class FailureRecord:
     message: str
     operation: str
     reproduce: str
+    operation_id: str = ""
+    phase: str = ""
 
     def render(self, *, limit: int | None = None) -> str:
         """The failure with its reproduction; ``limit`` cuts a long ``curl`` command (for the summary)."""
@@ -100,8 +113,10 @@ class ConformanceReport:
     links_covered: set[str] = field(default_factory=set)
     checks: Counter[tuple[str, str]] = field(default_factory=Counter)
     responses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    slices: Counter[tuple[str, str]] = field(default_factory=Counter)  # (operationId, phase) -> cases answered
     failures: list[FailureRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    located_errors: list[tuple[str, str, str]] = field(default_factory=list)  # (operationId, phase, error)
     stop_reason: str = ""
     seconds: float = 0.0
     mode: str = ""  # how the target was run (full / safe / destructive), for the summary
@@ -128,15 +143,43 @@ class ConformanceReport:
     def ok(self) -> bool:
         return not self.failures and not self.errors
 
+    def failures_in(self, operation_id: str, phase: str) -> list[FailureRecord]:
+        """The failures the engine attributed to ``operation_id`` in ``phase``."""
+        return [f for f in self.failures if f.operation_id == operation_id and f.phase == phase]
+
+    def errors_in(self, operation_id: str, phase: str) -> list[str]:
+        """The engine's errors (unreachable, unexpected exceptions) for ``operation_id`` in ``phase``."""
+        return [text for op, ph, text in self.located_errors if op == operation_id and ph == phase]
+
+    def unlocated_failures(self) -> list[FailureRecord]:
+        """Failures that belong to no single operation and phase (the engine's after-run checks)."""
+        return [f for f in self.failures if not (f.operation_id and f.phase)]
+
+    def unlocated_errors(self) -> list[str]:
+        """Errors that belong to no single operation and phase."""
+        return [text for op, ph, text in self.located_errors if not (op and ph)]
+
     def successes(self, operation_id: str) -> int:
         """How many 2xx answers ``operation_id`` gave."""
         return sum(n for (op, status), n in self.responses.items() if op == operation_id and 200 <= status < 300)
 
     def problems(
-        self, *, require_links: bool = True, require_success: Iterable[str] = (), require_operations: int | None = None
+        self,
+        *,
+        require_links: bool = True,
+        require_success: Iterable[str] = (),
+        require_operations: int | None = None,
+        located: bool = True,
     ) -> list[str]:
-        """Why this run does not prove conformance (an empty list when it does)."""
-        out = [failure.render() for failure in self.failures] + self.errors
+        """Why this run does not prove conformance (an empty list when it does).
+
+        ``located=False`` leaves out the failures and errors of a single operation and phase (the suite reports
+        those in that operation's own test, and a failure is printed once).
+        """
+        if located:
+            out = [failure.render() for failure in self.failures] + self.errors
+        else:
+            out = [failure.render() for failure in self.unlocated_failures()] + self.unlocated_errors()
         expected = self.operations_total if require_operations is None else require_operations
         if len(self.operations_tested) < expected:
             out.append(f"Only {len(self.operations_tested)} of {expected} operations got a response")
@@ -180,6 +223,18 @@ def declared_links(spec: dict[str, Any] | None = None) -> set[str]:
                 for name, link in (response.get("links") or {}).items():
                     out.add(f"{operation['operationId']} -> {name} -> {link['operationId']}")
     return out
+
+
+def operation_ids(spec: dict[str, Any] | None = None) -> list[str]:
+    """The document's operationIds, in the document's order."""
+    if spec is None:
+        spec = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    return [
+        operation["operationId"]
+        for item in spec["paths"].values()
+        for method, operation in item.items()
+        if method != "parameters"
+    ]
 
 
 def restricted_spec(operation_ids: Sequence[str] | None) -> dict[str, Any]:
@@ -265,8 +320,12 @@ def run_conformance(
     generation_mode: str = "all",
     max_steps: int | None = None,
     no_shrink: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> ConformanceReport:
-    """Run every selected phase and check against ``target`` and report what happened."""
+    """Run every selected phase and check against ``target`` and report what happened.
+
+    ``progress``, when given, gets one line per phase and per operation as the engine finishes it.
+    """
     config = build_config(
         target,
         max_examples=max_examples,
@@ -290,6 +349,7 @@ def run_conformance(
     }
     labels = {operation.label: operation.definition.raw["operationId"] for operation in operations}
     seen_failures: set[tuple[str, str, str]] = set()
+    say = progress or (lambda line: None)
     if target.mock_controls:
         target.controls().reset()
     # After a reset, or under this session's unique id prefix, every bill the run meets is its own.
@@ -298,17 +358,32 @@ def run_conformance(
         for event in from_schema(schema).execute():
             if isinstance(event, events.ScenarioFinished) and event.status is not Status.SKIP:
                 _collect_scenario(report, event, labels, seen_failures)
+                if event.label and not event.is_final:
+                    operation_id = labels.get(event.label, event.label)
+                    cases = report.slices[operation_id, str(event.phase)]
+                    say(f"  {event.phase!s:<9} {operation_id:<13} {cases:>4} cases  {event.status!s}")
+            elif isinstance(event, events.PhaseStarted) and str(event.phase.name) in phases:
+                say(f"{target.name}: {event.phase.name} phase")
+            elif (
+                isinstance(event, events.PhaseFinished) and str(event.phase.name) == "stateful" and "stateful" in phases
+            ):
+                cases = sum(n for (_, phase), n in report.slices.items() if phase == "stateful")
+                covered = len(report.links_declared & report.links_covered)
+                say(f"  stateful  {cases} cases, links followed {covered}/{len(report.links_declared)}")
             elif isinstance(event, events.NonFatalError):
-                report.errors.append(f"{event.info.title}: {event.info.message}".strip())
+                text = f"{event.info.title}: {event.info.message}".strip()
+                report.errors.append(text)
+                location = labels.get(event.label, "") if event.phase else ""
+                report.located_errors.append((location, str(event.phase or "") if location else "", text))
             elif isinstance(event, events.FatalError):
                 report.errors.append(f"Fatal: {event.exception!r}")
+                report.located_errors.append(("", "", f"Fatal: {event.exception!r}"))
             elif isinstance(event, events.EngineFinished):
                 report.stop_reason = str(event.stop_reason)
                 report.seconds = event.running_time
                 for failure in event.failures:
-                    report.failures.append(
-                        FailureRecord("after_run", failure.code, failure.title, failure.message, "", "")
-                    )
+                    record = FailureRecord("after_run", failure.code, failure.title, failure.message, "", "")
+                    report.failures.append(record)
     return report
 
 
@@ -319,6 +394,7 @@ def _collect_scenario(
     seen_failures: set[tuple[str, str, str]],
 ) -> None:
     recorder = event.recorder
+    phase = str(event.phase)
     for case_id, node in recorder.cases.items():
         interaction = recorder.interactions.get(case_id)
         if interaction is not None and interaction.response is not None:
@@ -326,6 +402,7 @@ def _collect_scenario(
             if not event.is_final:
                 operation_id = labels.get(node.value.operation.label, node.value.operation.label)
                 report.responses[operation_id, interaction.response.status_code] += 1
+                report.slices[operation_id, phase] += 1
         if not event.is_final:
             report.cases += 1
         transition = node.transition
@@ -349,6 +426,5 @@ def _collect_scenario(
                 continue
             seen_failures.add(key)
             steps = "\n      ".join(step.curl for step in info.steps) if info.steps else info.code_sample
-            report.failures.append(
-                FailureRecord(check.name, failure.code, failure.title, failure.message, operation, steps)
-            )
+            record = FailureRecord(check.name, failure.code, failure.title, failure.message, operation, steps)
+            report.failures.append(replace(record, operation_id=labels.get(operation, operation), phase=phase))

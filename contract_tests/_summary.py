@@ -1,16 +1,21 @@
-"""The short human summary printed at the end of a contract run (a pytest plugin, loaded by conftest)."""
+"""The short human summary printed at the end of a contract run (a pytest plugin, loaded by conftest).
+
+It keeps the tests against the server apart from the suite's self-tests on local mocks (a dead server must never
+read as "passed" because the self-tests passed), and lists each failed test in one line: the full failure, with
+its ``curl`` reproduction, is printed once, by pytest, in that test's own report (and in the JUnit file).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract_tests._engine import MAX_REPRODUCE, ConformanceReport
+from contract_tests._engine import ConformanceReport
 from contract_tests._profiles import active_budget
 
 __all__ = ["RECORDER", "Recorder", "pytest_terminal_summary"]
 
-MAX_FAILURES_SHOWN = 5
+MAX_FAILURES_SHOWN = 20
 
 
 @dataclass(slots=True)
@@ -19,6 +24,9 @@ class Recorder:
 
     reports: list[ConformanceReport] = field(default_factory=list)
     caught: dict[str, list[str]] = field(default_factory=dict)  # broken behaviour -> checks that caught it
+    target_tests: set[str] = field(default_factory=set)  # node ids of the tests that take the `target` fixture
+    self_tests_left_out: int = 0  # self-tests deselected because the target is another server
+    cli_tests_left_out: int = 0  # tests of the command line itself, deselected by qiwi-contract
 
     def add(self, report: ConformanceReport) -> None:
         self.reports.append(report)
@@ -64,25 +72,45 @@ def summary_lines(stats: dict[str, list[Any]]) -> list[str]:
             lines.extend("  " + line for line in report.summary_lines())
     if RECORDER.caught:
         caught = sum(1 for checks in RECORDER.caught.values() if checks)
-        lines.append(f"breakage self-test (local mocks): {caught}/{len(RECORDER.caught)} broken behaviours caught")
+        lines.append(
+            f"breakage self-test (on local embedded mocks, not on the target): {caught}/{len(RECORDER.caught)} "
+            "broken behaviours caught"
+        )
         lines.extend(
             f"  {name}: {', '.join(sorted(checks)) if checks else 'NOT CAUGHT'}"
             for name, checks in sorted(RECORDER.caught.items())
         )
-    passed, failed = len(stats.get("passed", [])), len(stats.get("failed", [])) + len(stats.get("error", []))
-    skipped = stats.get("skipped", [])
-    lines.append(f"tests: {passed} passed, {failed} failed, {len(skipped)} skipped")
-    reasons = sorted({_skip_reason(report) for report in skipped})
-    lines.extend(f"  skipped: {reason}" for reason in reasons)
-    failures = [failure for report in reports for failure in report.failures]
-    if failures:
-        lines.append(f"first failures ({min(len(failures), MAX_FAILURES_SHOWN)} of {len(failures)}):")
-        for failure in failures[:MAX_FAILURES_SHOWN]:
-            lines.extend("  " + line for line in failure.render(limit=MAX_REPRODUCE).splitlines())
-    for report in (stats.get("failed", []) + stats.get("error", []))[:MAX_FAILURES_SHOWN]:
-        if not any(report.nodeid.endswith(f"[{r.target}]") for r in reports if r.failures):
-            lines.append(f"  FAILED {report.nodeid}: {_reason(report)}")
+    elif RECORDER.self_tests_left_out:
+        lines.append(
+            f"self-tests: {RECORDER.self_tests_left_out} not run (the breakage self-test and the checks' unit tests "
+            "run on local mocks, never on the target, so they prove nothing about it; --self-test runs them)"
+        )
+    if RECORDER.cli_tests_left_out:
+        lines.append(f"command-line tests: {RECORDER.cli_tests_left_out} not run here (make test runs them)")
+    lines.extend(_counts(stats))
+    failed = stats.get("failed", []) + stats.get("error", [])
+    if failed:
+        lines.append(f"failed ({min(len(failed), MAX_FAILURES_SHOWN)} of {len(failed)}; details above, once each):")
+        lines.extend(f"  {report.nodeid}: {_reason(report)}" for report in failed[:MAX_FAILURES_SHOWN])
     lines.append("RESULT: " + ("FAIL" if failed else "PASS"))
+    return lines
+
+
+def _counts(stats: dict[str, list[Any]]) -> list[str]:
+    """Passed / failed / skipped, for the tests against the server and for the self-tests apart."""
+    lines = []
+    for label, against in (("tests against the server", True), ("self-tests on local mocks", False)):
+        part = {
+            key: [r for r in reports if (r.nodeid in RECORDER.target_tests) == against]
+            for key, reports in stats.items()
+        }
+        total = sum(len(reports) for reports in part.values())
+        if not total:
+            continue
+        failed = len(part.get("failed", [])) + len(part.get("error", []))
+        skipped = part.get("skipped", [])
+        lines.append(f"{label}: {len(part.get('passed', []))} passed, {failed} failed, {len(skipped)} skipped")
+        lines.extend(f"  skipped: {reason}" for reason in sorted({_skip_reason(report) for report in skipped}))
     return lines
 
 

@@ -2,8 +2,11 @@
 
 Notification signatures and a notification receiver, the payment-form and ``payUrl`` builders, money and dates,
 bill ids, and a client factory for the generated ``qiwi_bill_client``. Everything public is importable from
-``qiwi_bill``; the modules are private.
+``qiwi_bill``; the modules are private. ``__version__`` is the installed distribution's version (one number for
+the whole toolkit: ``qiwi-bill-mock --version`` and ``qiwi-contract --version`` print it too).
 """
+
+from importlib.metadata import PackageNotFoundError, version as _distribution_version
 
 from ._client import DEFAULT_API_BASE_URL, DEFAULT_TIMEOUT, QiwiClient, make_client
 from ._dates import MOSCOW_TZ, format_datetime, format_lifetime, lifetime_by_days, parse_datetime, parse_lifetime
@@ -22,6 +25,11 @@ from ._notifications import (
 )
 from ._payment_form import DEFAULT_FORM_URL, FINGERPRINT_CLIENT, PAY_SOURCES, patch_pay_url, payment_form_url
 from ._signature import SIGNATURE_HEADER, compute_signature, signature_message, verify_signature
+
+try:
+    __version__ = _distribution_version("qiwi-bill-toolkit")
+except PackageNotFoundError:  # a checkout on sys.path that was never installed: no metadata to read
+    __version__ = "0+unknown"
 
 __all__ = [
     "ACK_BODY",

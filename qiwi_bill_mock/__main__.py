@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Sequence
 from typing import Any
 
+from qiwi_bill import __version__
 from qiwi_bill_mock.accesslog import LOG_FORMAT, BatchedLineHandler, access_logger
 from qiwi_bill_mock.settings import (
     BROKEN_BEHAVIOURS,
@@ -106,6 +107,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--keep-alive-timeout", type=float, default=float(_env("KEEP_ALIVE_TIMEOUT", "5") or 5), help="idle, seconds")
     add("--max-connections", type=int, default=int(_env("MAX_CONNECTIONS", "0") or 0), help="0: from descriptors")
     add("--log-level", default=_env("LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"])
+    add("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 
