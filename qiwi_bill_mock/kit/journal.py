@@ -434,7 +434,7 @@ class RequestJournal:
         # Keys are looked up by digest: the journal never holds a raw secret.
         self._merchants: dict[bytes, Merchant] = {_digest(m.secret_key): m for m in settings.merchants}
         # The mock's 401 has an empty body under this setting (the real service sometimes did); the journal's too.
-        self._empty_401 = settings.empty_unauthorized_body
+        self._empty_401 = settings.unauthorized_body == "empty"
         self.max_entries = max_entries
         self._entries: dict[str | None, deque[JournalEntry]] = {}
         self._lock = threading.Lock()

@@ -64,7 +64,7 @@ class QiwiMock(OneMerchant):
         id_factory: An injectable id source, as for `create_app`.
         journal_size: Journal entries kept (per merchant).
         **settings: Any other `qiwi_bill_mock.Settings` field: `strict_idempotency=True`,
-            `empty_unauthorized_body=True`, `accepted_currencies={"RUB"}`, `notify_statuses={"PAID", "REJECTED"}`...
+            `unauthorized_body="json"`, `accepted_currencies={"RUB"}`, `notify_statuses={"PAID", "REJECTED"}`...
 
     Attributes:
         merchant: The merchant (`secret_key`, `public_key`, `site_id`, `notify_url` are also properties).

@@ -11,7 +11,7 @@ are imported only when a fixture is used; loading the plugin still imports the `
   `controls`, `client`), for requests, aiohttp or another language. One process per pytest-xdist worker and
   settings combination, started on first use; the merchant's state is reset after each test.
 - `@pytest.mark.qiwi_mock(**options)` configures both: any `Settings` field (`strict_idempotency=True`,
-  `empty_unauthorized_body=True`, `accepted_currencies={"RUB"}`...), the merchant (`secret_key=`, `site_id=`,
+  `unauthorized_body="json"`, `accepted_currencies={"RUB"}`...), the merchant (`secret_key=`, `site_id=`,
   `notify_url=`), and `fail_on_refused=True`. The `qiwi_mock_options` fixture (a dict, `{}` by default) does the
   same from a conftest or `@pytest.mark.parametrize("qiwi_mock_options", [...])`; the marker wins.
 - `fail_on_refused` (marker option, `qiwi_mock_options` key, or the ini option `qiwi_mock_fail_on_refused = true`):

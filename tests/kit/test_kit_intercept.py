@@ -47,8 +47,7 @@ def test_the_bare_decorator_form_with_options(body_json) -> None:
 @mock_qiwi
 def test_the_bare_decorator_without_options_answers_an_unknown_key_401() -> None:
     response = httpx.get(f"{QIWI}/x", headers={"Authorization": f"Bearer {KEY}"})
-    assert response.status_code == 401
-    assert response.json()["errorCode"] == "auth.unauthorized"
+    assert (response.status_code, response.content) == (401, b"")  # QIWI's empty 401, the default
 
 
 @mock_qiwi(secret_key=KEY)

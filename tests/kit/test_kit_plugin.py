@@ -93,7 +93,7 @@ def test_module_marker_and_conftest_options(qiwi_mock):
         kzt = http.put("/partner/bill/v1/bills/s-2", json=kzt)
         assert kzt.status_code == 400
 
-@pytest.mark.qiwi_mock(strict_idempotency=False, empty_unauthorized_body=True)
+@pytest.mark.qiwi_mock(strict_idempotency=False, unauthorized_body="empty")
 def test_the_closest_marker_wins(qiwi_mock):
     assert qiwi_mock.settings.strict_idempotency is False
     with qiwi_mock.http() as http:
@@ -146,7 +146,7 @@ def test_a_failing_test_reports_its_own_failure(qiwi_mock):
         [
             "*sent 1 request(s) QIWI would have refused*",
             "*PUT /partner/bill/v1/bills/bad -> 400 validation.error {'amount.value'*",
-            "*GET /partner/bill/v1/bills/good -> 401 auth.unauthorized*",
+            "*GET /partner/bill/v1/bills/good -> 401 unauthorized*",
             "*its own assertion*",
         ]
     )

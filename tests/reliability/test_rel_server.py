@@ -223,7 +223,8 @@ def test_half_closed_requests_are_answered(scale: str, row: Row, mock_factory: A
 
 
 def test_host_authorization_and_websocket_get_qiwi_bodies(scale: str, row: Row, mock_factory: Any) -> None:
-    _mock, host, port = _start(mock_factory)
+    # QIWI's JSON 401 body (the default 401 is empty), so that every refusal here is checked body by body.
+    _mock, host, port = _start(mock_factory, "--unauthorized-body", "json")
     get = f"GET {API}/x HTTP/1.1\r\n".encode()
     key = f"Authorization: Bearer {SECRET_A}\r\n".encode()
     upgrade = b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
