@@ -140,7 +140,7 @@ class MockApp:
         self._handlers = Handlers(ctx)
         self._routes = _routes(self._handlers)
         self._pages = Router(routes=list(page_routes(ctx)), default=_url_not_found)
-        self._entry: ASGIApp = self._dispatch
+        self._wrapped: ASGIApp | None = None  # the deprecated add_middleware's stack
         self._sweeper: asyncio.Task[None] | None = None
 
     def add_middleware(self, middleware_class: Callable[..., ASGIApp], *args: Any, **kwargs: Any) -> None:
@@ -150,11 +150,16 @@ class MockApp:
             DeprecationWarning,
             stacklevel=2,
         )
-        self._entry = middleware_class(self._entry, *args, **kwargs)
+        self._wrapped = middleware_class(self._wrapped or self._dispatch, *args, **kwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
-        await self._entry(scope, receive, send)
+        if self._wrapped is not None:
+            await self._wrapped(scope, receive, send)
+        elif scope["type"] == "http":  # the hot path: one coroutine call less than through _dispatch
+            await self._serve(scope, receive, send)
+        else:
+            await self._dispatch(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from qiwi_bill import MOSCOW_TZ, format_datetime, normalize_amount
@@ -43,12 +44,21 @@ def format_timestamp(micros: int, *, offset: bool = True) -> str:
 
 
 def format_expiration(moment: datetime, *, with_fraction: bool) -> str:
-    """`expirationDateTime` echoed in the offset and precision it was sent with (ms at most)."""
-    return format_datetime(moment, timespec="milliseconds" if with_fraction else "seconds")
+    """`expirationDateTime` echoed in the offset and precision it was sent with (ms at most).
+
+    `qiwi_bill.format_datetime`'s spelling; a parsed RFC 3339 value is aware with a whole-minute offset, which
+    is all that function checks first, so the checks are skipped (2 us of a create, `python -m bench.profile put`).
+    """
+    return moment.isoformat(timespec="milliseconds" if with_fraction else "seconds")
 
 
-#: Exact 2-decimal string (`"10.00"`), as every capture since 2018 shows (`qiwi_bill`'s spelling rule).
-format_amount = normalize_amount
+def format_amount(value: Decimal) -> str:
+    """Exact 2-decimal string (`"10.00"`), as every capture since 2018 shows (`qiwi_bill.normalize_amount`).
+
+    A stored amount already has two decimals: its plain spelling is the answer (1 us less per bill answer).
+    """
+    text = f"{value:f}"
+    return text if text[-3:-2] == "." else normalize_amount(value)
 
 
 def pay_url(public_url: str, invoice_uid: str) -> str:

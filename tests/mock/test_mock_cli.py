@@ -222,3 +222,23 @@ def test_a_second_mock_on_an_owned_database_refuses_to_start(tmp_path: Path) -> 
     with running(tmp_path, "--db", db, "--secret-key", "sk") as (proc, url):
         assert httpx.get(f"{url}{BILLS}/b1", headers={"Authorization": "Bearer sk"}).status_code == 200
         assert _stop(proc) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "config", "expected"),
+    [
+        ([], "", "empty"),
+        (["--unauthorized-body", "json"], "", "json"),
+        (["--empty-401"], "", "empty"),
+        ([], "empty_unauthorized_body = false\n", "json"),  # the former config key
+        (["--unauthorized-body", "empty"], 'unauthorized_body = "json"\n', "empty"),
+    ],
+)
+def test_the_401_body_options(tmp_path, argv: list[str], config: str, expected: str) -> None:
+    if config:
+        path = tmp_path / "m.toml"
+        path.write_text(config)
+        argv = [*argv, "--config", str(path)]
+    settings, _ = build_settings(parse_args(argv))
+    assert settings.unauthorized_body == expected
+    assert settings.public_url is None  # payUrl follows each request's Host unless --public-url is given

@@ -374,3 +374,13 @@ async def test_request_listeners_get_merchant_operation_status_and_error_code(
         ("getBill", "270305", 404, "api.invoice.not.found"),
         ("getBill", None, 401, "auth.unauthorized"),
     ]
+
+
+async def test_the_plain_asgi_app_runs_its_lifespan(clock: FakeClock) -> None:
+    from asgi_lifespan import LifespanManager
+
+    app = create_app(make_settings(), clock=clock)
+    notifier = app.state.ctx.notifier
+    async with LifespanManager(app):
+        assert notifier._task is not None  # the notifier (and the sweeper) run while the app lives
+    assert notifier._task is None

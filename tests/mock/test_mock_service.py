@@ -577,3 +577,10 @@ def test_a_database_file_of_the_former_mock_opens_and_keeps_everything(tmp_path:
     store.create_bill(SITE, "new", draft(clock, days=2))
     assert store.create_refund(SITE, "old", "r1", amount=Decimal("2.50"), currency="RUB")[0].status == "PARTIAL"
     store.close()
+
+
+@pytest.mark.parametrize(("value", "text"), [("10.00", "10.00"), ("10", "10.00"), ("1.5", "1.50"), ("0.10", "0.10")])
+def test_amounts_are_spelled_with_two_decimals(value: str, text: str) -> None:
+    from qiwi_bill_mock.wire import format_amount
+
+    assert format_amount(Decimal(value)) == text
