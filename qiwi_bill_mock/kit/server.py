@@ -85,7 +85,7 @@ class MockServer(OneMerchant):
         blank = {name: "" for name in os.environ if name.startswith("QIWI_MOCK_")}
         from qiwi_bill_mock.testing import MockProcess  # testing re-exports this module: import it late
 
-        self.process = MockProcess("--config", self._config, "--log-level", "warning", env=blank)
+        self.process = MockProcess("--config", self._config, "--request-journal", "--log-level", "warning", env=blank)
 
     def __repr__(self) -> str:
         return f"MockServer(url={self.url!r}, site_id={self.site_id!r}, secret_key='***')"

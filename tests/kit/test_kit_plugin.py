@@ -9,6 +9,7 @@ pytest_plugins = ["pytester"]
 HEADER = """
 import datetime as dt
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -152,7 +153,7 @@ def test_a_failing_test_reports_its_own_failure(qiwi_mock):
     )
 
 
-def test_fail_on_refused_from_the_options_fixture_and_for_a_server_without_journal(pytester: pytest.Pytester) -> None:
+def test_fail_on_refused_from_the_options_fixture_and_for_a_server(pytester: pytest.Pytester) -> None:
     result = _run(
         pytester,
         """
@@ -162,14 +163,18 @@ def test_options_fixture_opts_in(qiwi_mock):
         http.get("/partner/bill/v1/bills/x")
 
 @pytest.mark.qiwi_mock(fail_on_refused=True)
-def test_a_server_without_the_journal_is_not_checked_and_says_so(qiwi_mock_server):
+def test_a_server_process_is_checked_through_its_journal(qiwi_mock_server):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(qiwi_mock_server.url + "/partner/bill/v1/bills/y", timeout=10)
+    assert refused.value.code == 401
+
+@pytest.mark.qiwi_mock(fail_on_refused=True)
+def test_a_server_test_that_sent_nothing_refused_passes(qiwi_mock_server):
     urllib.request.urlopen(qiwi_mock_server.url + "/_mock/health", timeout=10).close()
 """,
-        "-W",
-        "default::pytest.PytestWarning",  # a warning, as in a user's suite (this one makes warnings errors)
     )
-    result.assert_outcomes(passed=1, failed=1, warnings=1)
-    result.stdout.fnmatch_lines(["*GET /partner/bill/v1/bills/x -> 401*", "*keeps no request journal*"])
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*GET /partner/bill/v1/bills/x -> 401*", "*GET /partner/bill/v1/bills/y -> 401*"])
 
 
 def test_fail_on_refused_is_off_by_default(pytester: pytest.Pytester) -> None:
