@@ -46,6 +46,7 @@ compat: $(STAMP)  ## real clients against the mock (QIWI's Node SDK via npm ci, 
 	@if command -v npm >/dev/null; then cd compat/node && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the Node SDK tests skip (and fail when CI=true)"; fi
 	$(BIN)/python -m pytest compat --compat-results $(ARGS)
+	$(BIN)/python -m compat.results --readme README.md
 
 mock: $(STAMP)  ## run the mock on 127.0.0.1:8080 (pass ARGS="--port 0 ..." for more)
 	@$(BIN)/qiwi-bill-mock $(ARGS)
