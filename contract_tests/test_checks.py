@@ -1,11 +1,12 @@
 """The suite's own checks can fail: each rule of ``qiwi_bill_lifecycle`` and ``qiwi_error_body`` on crafted answers.
 
 The mock has no broken behaviour for the bill lifecycle, so these unit tests are the evidence that the
-ledger is not a check that always passes.
+ledger is not a check that always passes; the expected ``errorCode`` per kind of case is pinned here too.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from contract_tests._engine import SPEC_PATH
-from contract_tests.checks import AnyCase, Ledger
+from contract_tests.checks import LEDGER, AnyCase, Ledger, expected_error_codes, qiwi_error_problems
 
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH, config=SchemathesisConfig())
 BILL = "/partner/bill/v1/bills/{billId}"
@@ -28,16 +29,34 @@ def case(path: str, method: str, body: Any = None, **path_parameters: str) -> An
     return operation.Case(path_parameters=path_parameters, body=body)
 
 
-def bill(bill_id: str = "b1", status: str = "WAITING", value: str = "10.00", currency: str = "RUB") -> dict[str, Any]:
-    return {"billId": bill_id, "status": {"value": status}, "amount": {"currency": currency, "value": value}}
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+CREATED = NOW.isoformat(timespec="milliseconds")
+
+
+def bill(
+    bill_id: str = "b1", status: str = "WAITING", value: str = "10.00", currency: str = "RUB", **extra: Any
+) -> dict[str, Any]:
+    changed = extra.pop("changed", CREATED)
+    return {
+        "billId": bill_id,
+        "status": {"value": status, "changedDateTime": changed},
+        "amount": {"currency": currency, "value": value},
+        "creationDateTime": CREATED,
+        "expirationDateTime": "2030-01-01T03:00:00+03:00",
+        **extra,
+    }
+
+
+def later(milliseconds: int) -> str:
+    return (NOW + dt.timedelta(milliseconds=milliseconds)).isoformat(timespec="milliseconds")
 
 
 def refund(refund_id: str, value: str, status: str, currency: str = "RUB") -> dict[str, Any]:
     return {"refundId": refund_id, "amount": {"currency": currency, "value": value}, "status": status}
 
 
-def create(value: str = "10.00") -> AnyCase:
-    body = {"amount": {"currency": "RUB", "value": value}, "expirationDateTime": "2030-01-01T00:00:00Z"}
+def create(value: str = "10.00", **extra: Any) -> AnyCase:
+    body = {"amount": {"currency": "RUB", "value": value}, "expirationDateTime": "2030-01-01T00:00:00Z", **extra}
     return case(BILL, "PUT", body, billId="b1")
 
 
@@ -55,16 +74,17 @@ def ledger() -> Ledger:
 def test_a_documented_lifecycle_passes(ledger: Ledger) -> None:
     assert ledger.check(create(), 200, bill()) == []
     assert ledger.check(case(BILL, "GET", billId="b1"), 200, bill()) == []
-    ledger.observe_payment(bill(status="PAID"))
+    ledger.observe_payment(bill(status="PAID", changed=later(50)))
     assert ledger.check(refund_case("r1", "4.00"), 200, refund("r1", "4.00", "PARTIAL")) == []
     assert ledger.check(refund_case("r2", "6.00"), 200, refund("r2", "6.00", "FULL")) == []
     assert ledger.check(refund_case("r3", "0.01"), 400, None) == []  # nothing left: refusal explained
-    assert ledger.check(case(BILL, "GET", billId="b1"), 200, bill(status="PAID")) == []
+    assert ledger.check(case(BILL, "GET", billId="b1"), 200, bill(status="PAID", changed=later(50))) == []
 
 
 def test_a_final_status_that_changes_fails(ledger: Ledger) -> None:
     ledger.check(create(), 200, bill())
-    assert ledger.check(case(BILL + "/reject", "POST", billId="b1"), 200, bill(status="REJECTED")) == []
+    rejected = bill(status="REJECTED", changed=later(20))
+    assert ledger.check(case(BILL + "/reject", "POST", billId="b1"), 200, rejected) == []
     problems = ledger.check(case(BILL, "GET", billId="b1"), 200, bill(status="WAITING"))
     assert any("final status" in p for p in problems), problems
 
@@ -130,7 +150,8 @@ def test_a_long_lived_server_is_not_assumed_empty() -> None:
     [
         (200, b"{}", True),
         (404, b"Not Found", False),
-        (401, b"", False),
+        (401, b"", True),  # the real service sometimes sent 401 without a body (issue 15: both accepted)
+        (401, b"Unauthorized", False),
         (400, b'{"errorCode": "validation.error"}', False),
         (
             404,
@@ -147,8 +168,164 @@ def test_qiwi_error_body(status: int, content: bytes, ok: bool) -> None:
         status_code=status, headers={}, content=content, request=requests.PreparedRequest(), elapsed=0.0, verify=True
     )
     context: Any = None  # the check does not use its context
+    LEDGER.reset()  # not the run's own server: dateTime is not compared with the clock
     if ok:
         qiwi_error_body(context, response, case(BILL, "GET", billId="b1"))
     else:
         with pytest.raises(AssertionError):
             qiwi_error_body(context, response, case(BILL, "GET", billId="b1"))
+
+
+def test_stored_fields_are_kept_on_every_later_answer(ledger: Ledger) -> None:
+    """comment, customer (with phone), customFields and expirationDateTime: a later answer that drops one fails."""
+    extra: dict[str, Any] = {"comment": "c", "customer": {"phone": "79000000000"}, "customFields": {"themeCode": "t"}}
+    assert ledger.check(create(**extra), 200, bill(**extra)) == []
+    dropped: list[tuple[str, dict[str, str] | None]] = [("customFields", None), ("customer", {}), ("comment", None)]
+    for name, value in dropped:
+        answer = {k: v for k, v in bill(**extra).items() if not (k == name and value is None)}
+        if value is not None:
+            answer[name] = value
+        problems = ledger.check(case(BILL, "GET", billId="b1"), 200, answer)
+        assert any(name in p for p in problems), (name, problems)
+    moved = bill(**extra, expirationDateTime="2030-01-01T03:00:00-03:00")
+    problems = ledger.check(case(BILL, "GET", billId="b1"), 200, moved)
+    assert any("expirationDateTime" in p for p in problems), problems
+
+
+def test_a_new_bill_must_echo_what_was_asked(ledger: Ledger) -> None:
+    extra: dict[str, Any] = {"comment": "c", "customer": {"phone": "79000000000", "email": "a@b.c"}}
+    extra["customFields"] = {"k": "v"}
+    problems = ledger.check(create(**extra), 200, bill(comment="c", expirationDateTime="2030-01-01T00:00:00-03:00"))
+    joined = "\n".join(problems)
+    assert "customer" in joined, problems
+    assert "customFields" in joined, problems
+    assert "expiring" in joined, problems
+
+
+def test_a_new_bill_has_timestamps_of_now(ledger: Ledger) -> None:
+    old = "2020-01-01T00:00:00.000+03:00"
+    problems = ledger.check(
+        create(), 200, {**bill(), "creationDateTime": old, "status": {"value": "WAITING", "changedDateTime": old}}
+    )
+    assert any("far from the client's clock" in p for p in problems), problems
+    problems = Ledger().check(create(), 200, bill(changed=later(-5000)))
+    assert any("before creationDateTime" in p for p in problems), problems
+
+
+def test_changed_datetime_moves_with_the_status_and_only_then(ledger: Ledger) -> None:
+    ledger.check(create(), 200, bill())
+    problems = ledger.check(case(BILL, "GET", billId="b1"), 200, bill(changed=later(5)))
+    assert any("kept status WAITING" in p for p in problems), problems
+    stale = Ledger()
+    stale.reset(fresh=True)
+    stale.check(create(), 200, bill())
+    stale.bills["b1"].seen_at -= 1.0  # the reject left a second after the create answer
+    problems = stale.check(case(BILL + "/reject", "POST", billId="b1"), 200, bill(status="REJECTED"))
+    assert any("changedDateTime stayed" in p for p in problems), problems
+
+
+def test_an_identical_refund_retry_is_not_a_conflict(ledger: Ledger) -> None:
+    ledger.check(create(), 200, bill())
+    ledger.observe_payment(bill(status="PAID", changed=later(50)))
+    ledger.check(refund_case("r1", "4.00"), 200, refund("r1", "4.00", "PARTIAL"))
+    problems = ledger.check(refund_case("r1", "4.00"), 409, None)
+    assert any("identical retry" in p for p in problems), problems
+    assert ledger.check(refund_case("r1", "5.00"), 409, None) == []  # another body: a conflict is documented
+
+
+def test_refusals_carry_the_code_of_the_bill_state(ledger: Ledger) -> None:
+    ledger.check(create(), 200, bill())
+    wrong = {"errorCode": "refund.incorrect.amount"}
+    assert any("not validation.error" in p for p in ledger.check(refund_case("r1", "1.00"), 400, wrong))
+    problems = ledger.check(case(BILL, "GET", billId="b1"), 404, {"errorCode": "api.invoice.not.found"})
+    assert any("answered 404" in p for p in problems), problems
+    ledger.observe_payment(bill(status="PAID", changed=later(50)))
+    problems = ledger.check(refund_case("r2", "11.00"), 400, {"errorCode": "validation.error"})
+    assert any("not refund.incorrect.amount" in p for p in problems), problems
+
+
+def test_a_waiting_bill_past_its_expiry_fails(ledger: Ledger) -> None:
+    past = (NOW - dt.timedelta(hours=1)).isoformat()
+    problems = ledger.check(case(BILL, "GET", billId="b1"), 200, bill(expirationDateTime=past))
+    assert any("after its expirationDateTime" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body", "status", "codes"),
+    [
+        (BILL, "GET", None, 404, {"api.invoice.not.found"}),
+        (REFUND, "GET", None, 404, {"api.invoice.not.found", "api.refund.not.found"}),
+        (BILL, "GET", None, 401, {"auth.unauthorized"}),
+        (BILL, "PUT", None, 405, {"http.method.not.supported"}),
+        (BILL, "PUT", None, 415, {"http.media.type.not.supported"}),
+        (BILL, "PUT", None, 409, {"api.invoice.already.exists"}),
+        (REFUND, "PUT", None, 409, {"api.refund.already.exists"}),
+        # 400 by the kind of case: unreadable / wrong types, invalid values, a refund amount that is not positive.
+        (BILL, "PUT", [], 400, {"http.message.conversion.failed"}),
+        (
+            BILL,
+            "PUT",
+            {"amount": {"currency": "RUB", "value": True}, "expirationDateTime": "x"},
+            400,
+            {"http.message.conversion.failed", "validation.error"},
+        ),
+        (
+            BILL,
+            "PUT",
+            {"amount": {"currency": "RUB", "value": True}, "expirationDateTime": "2030-01-01T00:00:00Z"},
+            400,
+            {"http.message.conversion.failed"},
+        ),
+        (
+            BILL,
+            "PUT",
+            {
+                "amount": {"currency": "RUB", "value": "1.00"},
+                "expirationDateTime": "2030-01-01T00:00:00Z",
+                "comment": "x" * 256,
+            },
+            400,
+            {"validation.error"},
+        ),
+        (
+            BILL,
+            "PUT",
+            {"amount": {"currency": "RUB", "value": "1.00"}, "expirationDateTime": "2001-01-01T00:00:00Z"},
+            400,
+            {"validation.error"},
+        ),
+        (REFUND, "PUT", {"amount": {"currency": "RUB", "value": "-1"}}, 400, {"refund.incorrect.amount"}),
+        (REFUND, "PUT", {"amount": {"currency": "rub", "value": "1.00"}}, 400, {"validation.error"}),
+        (
+            REFUND,
+            "PUT",
+            {"amount": {"currency": "RUB", "value": "1.00"}},
+            400,
+            {"validation.error", "refund.incorrect.amount"},
+        ),
+        (BILL + "/reject", "POST", None, 400, {"validation.error"}),
+    ],
+)
+def test_expected_error_codes(path: str, method: str, body: Any, status: int, codes: set[str]) -> None:
+    """The documented errorCode per (operation, status, kind of case): the spec's examples, DESIGN.md's table."""
+    parameters = {"billId": "b1", "refundId": "r1"} if "refundId" in path else {"billId": "b1"}
+    made = case(path, method, body, **parameters) if body is not None else case(path, method, **parameters)
+    if status == 405:
+        made = case(path, "GET", billId="b1")
+        made.method = "DELETE"
+    assert expected_error_codes(made, status) == frozenset(codes)
+
+
+def test_an_invalid_path_is_a_validation_error() -> None:
+    assert expected_error_codes(case(BILL, "GET", billId="x" * 201), 400) == frozenset({"validation.error"})
+
+
+def test_error_problems() -> None:
+    body = (
+        b'{"serviceName":"invoicing-api","errorCode":"validation.error","description":"x","userMessage":"x",'
+        b'"dateTime":"2021-01-18T14:34:40.865+03:00","traceId":"b3"}'
+    )
+    assert any("without a cause" in p for p in qiwi_error_problems(400, body, None, fresh=False))
+    wrong = qiwi_error_problems(400, body, frozenset({"http.message.conversion.failed"}), fresh=False)
+    assert any("expected http.message.conversion.failed" in p for p in wrong)
+    assert any("far from the client's clock" in p for p in qiwi_error_problems(401, body, None, fresh=True))
