@@ -11,7 +11,8 @@ from __future__ import annotations
 import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATH = REPO_ROOT / "openapi" / "qiwi-bill-payments.yaml"
 TOML_PATH = REPO_ROOT / "schemathesis.toml"
 MAX_REPRODUCE = 600
+_RUNS = count(1)
 ALL_PHASES = ("examples", "coverage", "fuzzing", "stateful")
 # Every built-in check the issue lists, plus the suite's own (contract_tests/checks.py).
 ALL_CHECKS = (
@@ -61,6 +63,9 @@ ALL_CHECKS = (
     "object_level_authorization",
     "qiwi_error_body",
     "qiwi_bill_lifecycle",
+    "qiwi_business_rules",
+    "qiwi_idempotent_retry",
+    "qiwi_merchant_isolation",
 )
 
 
@@ -290,11 +295,11 @@ def run_conformance(
     }
     labels = {operation.label: operation.definition.raw["operationId"] for operation in operations}
     seen_failures: set[tuple[str, str, str]] = set()
-    if target.mock_controls:
-        target.controls().reset()
-    # After a reset, or under this session's unique id prefix, every bill the run meets is its own.
-    checks.LEDGER.reset(fresh=target.mock_controls or target.safe)
-    with target.hook_settings() as settings, hooks.configure(settings):
+    # No /_mock/reset (a server that only works after one must not pass): the run's positive ids live under a
+    # namespace of their own, so every bill the run meets there is its own.
+    namespace = f"{target.id_prefix}r{next(_RUNS)}-"
+    checks.LEDGER.reset(fresh=True, namespace=namespace)
+    with target.hook_settings() as settings, hooks.configure(replace(settings, id_prefix=namespace)):
         for event in from_schema(schema).execute():
             if isinstance(event, events.ScenarioFinished) and event.status is not Status.SKIP:
                 _collect_scenario(report, event, labels, seen_failures)
