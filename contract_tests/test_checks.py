@@ -6,7 +6,10 @@ ledger is not a check that always passes; the expected ``errorCode`` per kind of
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +17,9 @@ import requests
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
-from contract_tests._engine import SPEC_PATH
+from contract_tests._engine import SPEC_PATH, run_conformance
+from contract_tests._profiles import Budget
+from contract_tests._target import MOCK_SECRET_KEY, mock_asgi_target
 from contract_tests.checks import LEDGER, AnyCase, Ledger, expected_error_codes, qiwi_error_problems
 
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH, config=SchemathesisConfig())
@@ -329,3 +334,203 @@ def test_error_problems() -> None:
     wrong = qiwi_error_problems(400, body, frozenset({"http.message.conversion.failed"}), fresh=False)
     assert any("expected http.message.conversion.failed" in p for p in wrong)
     assert any("far from the client's clock" in p for p in qiwi_error_problems(401, body, None, fresh=True))
+
+
+# -- deviations a QIWI-compatible server could have, each a thin layer over the correct mock (issue 15, gap 7) --
+
+Rewrite = Callable[[dict[str, Any], bytes, int, bytes], tuple[int, bytes]]
+
+
+def _deviating(app: Any, respond: Rewrite, *, request: Callable[[dict[str, Any], bytes], bytes] | None = None) -> Any:
+    """The mock with its answers (and optionally requests) rewritten: a small faulty proxy, in process."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if request is not None:
+            body = request(scope, body)
+        delivered = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await app(scope, replay, capture)
+        status, content = respond(scope, body, start["status"], b"".join(chunks))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    return wrapped
+
+
+def _json_rewrite(when: Callable[[dict[str, Any], int], bool], change: Callable[[dict[str, Any]], None]) -> Rewrite:
+    def respond(scope: dict[str, Any], _body: bytes, status: int, content: bytes) -> tuple[int, bytes]:
+        if not when(scope, status):
+            return status, content
+        try:
+            data = json.loads(content)
+        except ValueError:
+            return status, content
+        if isinstance(data, dict):
+            change(data)
+        return status, json.dumps(data).encode()
+
+    return respond
+
+
+def _is(method: str, suffix: str = "") -> Callable[[dict[str, Any], int], bool]:
+    return lambda scope, status: (
+        scope["method"] == method
+        and status == 200
+        and scope["path"].startswith("/partner/")
+        and scope["path"].endswith(suffix)
+    )
+
+
+def _stale_changed(data: dict[str, Any]) -> None:
+    data["status"]["changedDateTime"] = data["creationDateTime"]
+
+
+def _flip_offset(data: dict[str, Any]) -> None:
+    text = data["expirationDateTime"]
+    if text[-6] in "+-" and text[-5:] != "00:00":
+        data["expirationDateTime"] = text[:-6] + ("-" if text[-6] == "+" else "+") + text[-5:]
+
+
+def _refund_conflicts() -> Rewrite:
+    seen: set[tuple[str, bytes]] = set()
+
+    def respond(scope: dict[str, Any], body: bytes, status: int, content: bytes) -> tuple[int, bytes]:
+        key = (scope["path"], body)
+        if scope["method"] == "PUT" and "/refunds/" in scope["path"] and status == 200:
+            if key in seen:
+                error = {
+                    "serviceName": "invoicing-api",
+                    "errorCode": "api.refund.already.exists",
+                    "description": "x",
+                    "userMessage": "x",
+                    "dateTime": CREATED,
+                    "traceId": "t",
+                }
+                return 409, json.dumps(error).encode()
+            seen.add(key)
+        return status, content
+
+    return respond
+
+
+def _second_key_sees_first(scope: dict[str, Any], body: bytes) -> bytes:
+    scope["headers"] = [
+        (k, b"Bearer " + MOCK_SECRET_KEY.encode() if k == b"authorization" and v.endswith(b"-key-2") else v)
+        for k, v in scope["headers"]
+    ]
+    return body
+
+
+def _accept_any_currency(scope: dict[str, Any], body: bytes) -> bytes:
+    return body.replace(b'"XXX"', b'"RUB"') if scope["method"] == "PUT" else body
+
+
+def _drop_cause(data: dict[str, Any]) -> None:
+    data.pop("cause", None)
+
+
+def _conversion_as_validation(data: dict[str, Any]) -> None:
+    if data.get("errorCode") == "http.message.conversion.failed":
+        data["errorCode"] = "validation.error"
+        data["cause"] = {"body": ["unreadable"]}
+
+
+_ANY_ERROR = lambda scope, status: status >= 400  # noqa: E731
+BILL_OPS = ("createBill", "getBill", "rejectBill")
+DEVIATIONS: dict[str, tuple[Rewrite, Any, tuple[str, ...], tuple[str, ...], str]] = {
+    # name: (answer rewrite, request rewrite, operations, phases, the check(s) that may report it, `|` between)
+    "changedDateTime not updated on reject": (
+        _json_rewrite(_is("POST", "/reject"), _stale_changed),
+        None,
+        BILL_OPS,
+        ("stateful",),
+        "qiwi_bill_lifecycle",
+    ),
+    "customFields dropped from reads": (
+        _json_rewrite(_is("GET"), lambda data: data.pop("customFields", None)),
+        None,
+        BILL_OPS,
+        ("examples", "stateful"),
+        "qiwi_bill_lifecycle",
+    ),
+    "expiry offset with the wrong sign": (
+        _json_rewrite(_is("PUT"), _flip_offset),
+        None,
+        ("createBill",),
+        ("examples", "fuzzing"),
+        "qiwi_bill_lifecycle",
+    ),
+    "another merchant's bill readable": (
+        _json_rewrite(lambda s, c: False, _drop_cause),
+        _second_key_sees_first,
+        ("createBill", "getBill"),
+        ("examples",),
+        "qiwi_merchant_isolation",
+    ),
+    "unaccepted currency accepted": (
+        _json_rewrite(lambda s, c: False, _drop_cause),
+        _accept_any_currency,
+        ("createBill",),
+        ("examples",),
+        "qiwi_business_rules",
+    ),
+    "validation.error without cause": (
+        _json_rewrite(_ANY_ERROR, _drop_cause),
+        None,
+        ("createBill",),
+        ("examples", "fuzzing"),
+        "qiwi_error_body|qiwi_business_rules",
+    ),
+    "conversion failures labelled validation.error": (
+        _json_rewrite(_ANY_ERROR, _conversion_as_validation),
+        None,
+        ("createBill",),
+        ("examples", "fuzzing"),
+        "qiwi_error_body|qiwi_business_rules",
+    ),
+    "identical refund retry answered 409": (
+        _refund_conflicts(),
+        None,
+        ("createBill", "createRefund"),
+        ("examples", "stateful"),
+        "qiwi_idempotent_retry",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEVIATIONS))
+def test_a_deviating_server_is_caught(name: str, budget: Budget) -> None:
+    """Each deviation, put in front of a correct mock, is reported by the check that owns the rule."""
+    respond, request, operations, phases, check = DEVIATIONS[name]
+    correct = mock_asgi_target()
+    target = dataclasses.replace(correct, app=_deviating(correct.app, respond, request=request))
+    report = run_conformance(
+        target, max_examples=5, seed=budget.seed, phases=phases, operation_ids=operations, no_shrink=True
+    )
+    assert set(check.split("|")) & report.failed_checks(), (name, sorted(report.failed_checks()), report.errors)
