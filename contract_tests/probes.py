@@ -21,8 +21,10 @@ server gets the same scrutiny), each a bounded number of times per run:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import schemathesis
@@ -106,6 +108,19 @@ def _send(
     return send_probe(ctx, parent, probe)
 
 
+def _probe(check: Callable[[schemathesis.CheckContext, schemathesis.Response, AnyCase], None]) -> Any:
+    """Register ``check`` with schemathesis; a probe whose operation the run leaves out passes silently."""
+
+    @functools.wraps(check)
+    def run(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
+        try:
+            check(ctx, response, case)
+        except _Skipped:
+            return
+
+    return schemathesis.check(run)
+
+
 def _optional(send: Any, *args: Any, **kwargs: Any) -> schemathesis.Response | None:
     """``send(...)``, or ``None`` when the run leaves out the operation (the probe's other requests still count)."""
     try:
@@ -180,16 +195,9 @@ def _refusal_problems(name: str, response: schemathesis.Response, code: str, fie
     return problems
 
 
-@schemathesis.check
+@_probe
 def qiwi_business_rules(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
     """Once per run, after a successful create: creates that only a business rule refuses are refused."""
-    try:
-        _qiwi_business_rules(ctx, response, case)
-    except _Skipped:
-        return  # the run does not include an operation the probe needs
-
-
-def _qiwi_business_rules(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
     if _operation_id(case) != "createBill" or not _positive_success(case, response):
         return
     authorization = _authorization(response)
@@ -220,16 +228,9 @@ def _qiwi_business_rules(ctx: schemathesis.CheckContext, response: schemathesis.
         raise AssertionError("\n".join(problems))
 
 
-@schemathesis.check
+@_probe
 def qiwi_idempotent_retry(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
     """An identical retry of a successful create or refund returns the same object (a few times per run)."""
-    try:
-        _qiwi_idempotent_retry(ctx, response, case)
-    except _Skipped:
-        return  # the run does not include an operation the probe needs
-
-
-def _qiwi_idempotent_retry(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
     operation_id = _operation_id(case)
     if operation_id not in ("createBill", "createRefund") or not _positive_success(case, response):
         return
@@ -249,16 +250,9 @@ def _qiwi_idempotent_retry(ctx: schemathesis.CheckContext, response: schemathesi
         )
 
 
-@schemathesis.check
+@_probe
 def qiwi_merchant_isolation(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
     """With another merchant's key, the first merchant's bill and refunds are 404, and stay untouched."""
-    try:
-        _qiwi_merchant_isolation(ctx, response, case)
-    except _Skipped:
-        return  # the run does not include an operation the probe needs
-
-
-def _qiwi_merchant_isolation(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
     second = hooks.current_settings().second_key
     operation_id = _operation_id(case)
     body = _json(response.content)
