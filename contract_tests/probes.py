@@ -11,6 +11,8 @@ server gets the same scrutiny), each a bounded number of times per run:
   JSON escape of a lone surrogate (400 ``http.message.conversion.failed``: not text a server can store), and
   offsets spelled ``+0300`` / ``+03`` (not RFC 3339: refused as invalid, or read as the right instant). A
   refused create must leave no bill behind.
+  Bills whose ids hold reserved characters (``/``, ``%41``, a space, non-ASCII) are created and read back under
+  exactly that id.
 - ``qiwi_idempotent_retry``: an identical retried create or refund returns the stored object (200), never a
   conflict and never a different object (decision table: repeated ``billId`` / ``refundId``, same body).
 - ``qiwi_merchant_isolation``: with a second merchant's key (``QIWI_SECRET_KEY_2``; the embedded mock has a
@@ -26,11 +28,12 @@ import json
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import schemathesis
 from schemathesis.core.errors import OperationNotFound
 from schemathesis.core.parameters import ParameterLocation
-from schemathesis.specs.openapi._auth_retry import send_probe
+from schemathesis.specs.openapi._auth_retry import build_retry_transport_kwargs, get_security_parameters
 
 from contract_tests import hooks
 from contract_tests.checks import (
@@ -105,7 +108,13 @@ def _send(
     else:
         headers["Content-Type"] = "application/json"
         probe = operation.Case(path_parameters=path, headers=headers, body=body, media_type="application/json")
-    return send_probe(ctx, parent, probe)
+    # The run's transport settings, none of its credentials (as schemathesis' own auth probes send theirs), and
+    # not recorded as a child of `parent`: the engine would take the probe's answer for the case's own.
+    kwargs = build_retry_transport_kwargs(ctx.internals.transport_kwargs, get_security_parameters(parent.operation))
+    if parent.operation.app is not None:
+        kwargs.setdefault("app", parent.operation.app)
+    response: schemathesis.Response = parent.operation.schema.transport.send(probe, **kwargs)
+    return response
 
 
 def _probe(check: Callable[[schemathesis.CheckContext, schemathesis.Response, AnyCase], None]) -> Any:
@@ -135,15 +144,21 @@ def _probe_id(tag: str) -> str:
     return f"{prefix}probe-{secrets.token_hex(3)}-{tag}"
 
 
+def _valid_create(body: dict[str, Any]) -> dict[str, Any]:
+    """A minimal valid create body with the amount of ``body`` (a successful create's)."""
+    given = body.get("amount")
+    amount: dict[str, Any] = dict(given) if isinstance(given, dict) else {"currency": "RUB", "value": "1.00"}
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    return {"amount": amount, "expirationDateTime": future.isoformat(timespec="seconds")}
+
+
 def business_rule_variants(body: dict[str, Any], *, safe: bool) -> dict[str, tuple[bytes, str, str | None]]:
     """Create bodies a business rule refuses: name -> (raw JSON, expected errorCode, field ``cause`` names).
 
     ``safe``: leave out the over-limit amount (a lax real server would issue a real bill for it).
     """
-    given = body.get("amount")
-    amount: dict[str, Any] = dict(given) if isinstance(given, dict) else {"currency": "RUB", "value": "1.00"}
-    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
-    valid = {"amount": dict(amount), "expirationDateTime": future.isoformat(timespec="seconds")}
+    valid = _valid_create(body)
+    amount = valid["amount"]
     past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dt%H:%M:%S.%f")[:-3] + "z"
     variants: dict[str, dict[str, Any]] = {
         # "XXX" is ISO 4217's "no currency": no server accepts bills in it (the mock: RUB, KZT).
@@ -180,6 +195,32 @@ def _offset_variants() -> dict[str, tuple[bytes, dt.datetime]]:
     }
 
 
+#: Ids with characters a URL path reserves: the client percent-encodes them (the generated client quotes with
+#: ``safe=""``), the server must route on the raw path and decode once: `a/b` is one id, `p%41` is not `pA`.
+RESERVED_IDS = {"slash": "a/b", "percent": "p%41", "space and plus": "s t+u", "non-ASCII": "счёт-ü"}
+
+
+def _reserved_id_problems(ctx: schemathesis.CheckContext, case: AnyCase, authorization: str) -> list[str]:
+    problems = []
+    raw = json.dumps(_valid_create(case.body if isinstance(case.body, dict) else {})).encode()
+    for tag, suffix in RESERVED_IDS.items():
+        bill_id = _probe_id("id-") + suffix
+        # schemathesis sends path parameters as given (and requests unquotes %41 to A): encode them here.
+        path = {"billId": quote(bill_id, safe="")}
+        for operation_id, body in (("createBill", raw), ("getBill", None)):
+            answer = _optional(_send, ctx, case, operation_id, path, authorization=authorization, body=body)
+            if answer is None:
+                continue
+            got = _json(answer.content)
+            echoed = got.get("billId") if isinstance(got, dict) else None
+            if answer.status_code != 200 or echoed != bill_id:
+                problems.append(
+                    f"{operation_id} of a bill id with {tag} ({bill_id!r}) answered {answer.status_code} "
+                    f"with billId {echoed!r}"
+                )
+    return problems
+
+
 def _refusal_problems(name: str, response: schemathesis.Response, code: str, field: str | None) -> list[str]:
     problems = [
         f"{name}: {line}"
@@ -212,6 +253,7 @@ def qiwi_business_rules(ctx: schemathesis.CheckContext, response: schemathesis.R
         read = _optional(_send, ctx, case, "getBill", {"billId": bill_id}, authorization=authorization)
         if read is not None and read.status_code != 404:
             problems.append(f"{name}: the refused create left bill {bill_id!r} behind ({read.status_code})")
+    problems.extend(_reserved_id_problems(ctx, case, authorization))
     for name, (raw, moment) in _offset_variants().items():
         answer = _send(ctx, case, "createBill", {"billId": _probe_id("offset")}, authorization=authorization, body=raw)
         body = _json(answer.content)

@@ -338,6 +338,9 @@ def test_bills_expire_when_their_time_passes(target: Target) -> None:
             assert create_bill_raw(client, target, bill_id, body).status_code == 200
             assert bill_status(client, target, bill_id) == "WAITING"
             assert controls.advance_clock(2 * 3600).status_code == 200
+            # Reading a refund of the bill reads the bill too (another read path), right after the clock moved.
+            refund = client.get(f"{BILLS}/{quote(bill_id, safe='')}/refunds/none", headers=auth_headers(target))
+            assert_qiwi_error(refund, status=404, codes=("api.refund.not.found",))
             assert bill_status(client, target, bill_id) == "EXPIRED"
             refused = client.post(f"{BILLS}/{quote(bill_id, safe='')}/reject", headers=auth_headers(target))
             assert_qiwi_error(refused, status=400)
