@@ -43,6 +43,11 @@ def _say(*parts: object, **kwargs: Any) -> None:
     print(*parts, **kwargs)  # noqa: T201
 
 
+def _key(result: dict[str, Any]) -> tuple[str, str, str, str]:
+    file, function, original, mutated = result["key"]
+    return (file, function, original, mutated)
+
+
 def _config() -> dict[str, Any]:
     with (HERE / "config.toml").open("rb") as handle:
         return tomllib.load(handle)
@@ -138,7 +143,8 @@ def _report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "# Mutation testing: the contract suite against mutants of the mock's API code",
         "",
         f"Run {meta['date']} (UTC), seed {meta['seed']}, {meta['sampled']} mutants sampled of {meta['total']} "
-        f"({meta['mode']}), {meta['seconds']:.0f} s on this machine. `make mutation` re-runs it (mutation/README.md).",
+        f"({meta['mode']}{', on ' + meta['rerun'] if meta.get('rerun') else ''}), {meta['seconds']:.0f} s on this "
+        "machine. `make mutation` re-runs it (mutation/README.md).",
         "",
         f"**Score on contract-observable mutants ({score['observable']}):** whole contract suite "
         f"{score['score_suite']}% ({score['killed_suite']} killed), conformance alone {score['score_conformance']}% "
@@ -176,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="sampling seed (default: config.toml)")
     parser.add_argument("--ci", action="store_true", help="re-run mutants the last report killed; fail if one survives")
     parser.add_argument("--list", action="store_true", help="print how many mutants each file has and exit")
+    parser.add_argument(
+        "--rerun-survivors",
+        action="store_true",
+        help="re-run the last report's unreviewed survivors with the current suite and update the report",
+    )
     args = parser.parse_args(argv)
     config = _config()
     run = config["run"]
@@ -188,7 +199,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seed = args.seed if args.seed is not None else run["seed"]
     equivalent = _equivalent()
-    if args.ci:
+    previous: list[dict[str, Any]] = []
+    if args.rerun_survivors:
+        baseline = json.loads((HERE / "report.json").read_text(encoding="utf-8"))
+        previous = baseline["results"]
+        again = {
+            tuple(r["key"]) for r in previous if r["outcome"] == "survived" and not equivalent.get(tuple(r["key"]))
+        }
+        chosen = [m for m in mutants if m.key in again]
+        seed, mode = baseline["meta"]["seed"], baseline["meta"]["mode"] + "; unreviewed survivors re-run"
+    elif args.ci:
         baseline = json.loads((HERE / "report.json").read_text(encoding="utf-8"))
         killed = {tuple(r["key"]) for r in baseline["results"] if r["outcome"] in KILLED}
         chosen = [m for m in mutants if m.key in killed][: args.sample or run["ci_sample"]]
@@ -201,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scratch = _scratch()
     started = time.monotonic()
-    results = []
+    results: list[dict[str, Any]] = []
     try:
         for index, mutant in enumerate(chosen, 1):
             t0 = time.monotonic()
@@ -233,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         "mode": mode,
         "seconds": time.monotonic() - started,
     }
+    if previous:
+        # The earlier outcomes stand, the re-run ones replace theirs; reviews are re-read for every survivor.
+        rerun = {_key(r): r for r in results}
+        results = [rerun.get(_key(r), r) for r in previous]
+        for r in results:
+            r["equivalent"] = equivalent.get(_key(r), "") if r["outcome"] == "survived" else ""
+        old = json.loads((HERE / "report.json").read_text(encoding="utf-8"))["meta"]
+        meta = {**old, "mode": mode, "rerun": meta["date"], "seconds": old["seconds"] + meta["seconds"]}
     _say(json.dumps(_score(results)))
     if args.ci:
         lost = [r for r in results if r["outcome"] == "survived"]
