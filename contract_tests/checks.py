@@ -329,6 +329,7 @@ class Ledger:
         self.namespace = ""
         self._claims: dict[str, int] = {}
         self._sent: dict[str, float] = {}
+        self.deferred: list[tuple[float, Any]] = []  # (time.monotonic() due, action): probes that wait for time
 
     def mark_sent(self, case_id: str) -> None:
         """Note when a request leaves (a ``before_call`` hook calls this), to tell a status change's timing."""
@@ -349,6 +350,7 @@ class Ledger:
             self.bills.clear()
             self._claims.clear()
             self._sent.clear()
+            self.deferred.clear()
             self.fresh = fresh
             self.namespace = namespace
 
@@ -360,6 +362,19 @@ class Ledger:
                 return False
             self._claims[kind] = count + 1
             return True
+
+    def defer(self, due: float, action: Any) -> None:
+        """Run ``action()`` at the first check after ``due`` (``time.monotonic()``): a probe that waits for time."""
+        with self._lock:
+            self.deferred.append((due, action))
+
+    def take_due(self) -> list[Any]:
+        """The deferred actions whose time has come (each is handed out once)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [action for when, action in self.deferred if when <= now]
+            self.deferred = [(when, action) for when, action in self.deferred if when > now]
+        return due
 
     def is_fresh(self, bill_id: object) -> bool:
         """Whether a bill the ledger has not seen must be new (see :meth:`reset`)."""

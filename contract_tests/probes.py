@@ -11,6 +11,7 @@ server gets the same scrutiny), each a bounded number of times per run:
   JSON escape of a lone surrogate (400 ``http.message.conversion.failed``: not text a server can store), and
   offsets spelled ``+0300`` / ``+03`` (not RFC 3339: refused as invalid, or read as the right instant). A
   refused create must leave no bill behind.
+  A bill created to expire 1 s later is read by a later check: it must be ``EXPIRED`` (before any sweep).
   Bills whose ids hold reserved characters (``/``, ``%41``, a space, non-ASCII) are created and read back under
   exactly that id.
 - ``qiwi_idempotent_retry``: an identical retried create or refund returns the stored object (200), never a
@@ -26,6 +27,7 @@ import datetime as dt
 import functools
 import json
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -122,10 +124,15 @@ def _probe(check: Callable[[schemathesis.CheckContext, schemathesis.Response, An
 
     @functools.wraps(check)
     def run(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: AnyCase) -> None:
+        problems = [problem for action in LEDGER.take_due() for problem in action(ctx, case)]
         try:
             check(ctx, response, case)
         except _Skipped:
-            return
+            pass
+        except AssertionError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise AssertionError("\n".join(problems))
 
     return schemathesis.check(run)
 
@@ -221,6 +228,48 @@ def _reserved_id_problems(ctx: schemathesis.CheckContext, case: AnyCase, authori
     return problems
 
 
+#: Seconds between creating the lapsing bill and its expirationDateTime.
+LAPSE = 1.0
+
+
+def _start_lapse(ctx: schemathesis.CheckContext, case: AnyCase, authorization: str) -> None:
+    """Create a bill that expires in :data:`LAPSE` seconds; a later check reads it (:func:`_lapsed_problems`).
+
+    A read after ``expirationDateTime`` must say ``EXPIRED`` whether or not a sweep ran (DESIGN.md, Decisions:
+    moving to EXPIRED "when read or swept"). The server's clock is measured from the create's answer, so a server
+    whose clock differs from ours is read when *its* clock has passed the expiry.
+    """
+    sent = dt.datetime.now(dt.UTC)
+    expiry = sent + dt.timedelta(seconds=LAPSE)
+    body = {**_valid_create(case.body if isinstance(case.body, dict) else {})}
+    body["expirationDateTime"] = expiry.isoformat(timespec="milliseconds")
+    bill_id = _probe_id("lapse")
+    made = _optional(
+        _send, ctx, case, "createBill", {"billId": bill_id}, authorization=authorization, body=json.dumps(body).encode()
+    )
+    answer = _json(made.content) if made is not None else None
+    if made is None or made.status_code != 200 or not isinstance(answer, dict):
+        return  # e.g. a server whose clock is ahead of ours found the expiry past: nothing to wait for
+    try:
+        offset = (parse_datetime(str(answer.get("creationDateTime"))) - sent).total_seconds()
+    except (ValueError, TypeError):
+        offset = 0.0
+    wait = (expiry - dt.datetime.now(dt.UTC)).total_seconds() - offset + 0.3
+
+    def check(ctx: schemathesis.CheckContext, later: AnyCase) -> list[str]:
+        read = _optional(_send, ctx, later, "getBill", {"billId": bill_id}, authorization=authorization)
+        got = _json(read.content) if read is not None else None
+        status = (got.get("status") or {}).get("value") if isinstance(got, dict) else None
+        if read is None or status == "EXPIRED":
+            return []
+        return [
+            f"Bill {bill_id!r} read after its expirationDateTime {body['expirationDateTime']} answered "
+            f"{read.status_code} status {status!r}, not EXPIRED"
+        ]
+
+    LEDGER.defer(time.monotonic() + max(wait, 0.0), check)
+
+
 def _refusal_problems(name: str, response: schemathesis.Response, code: str, field: str | None) -> list[str]:
     problems = [
         f"{name}: {line}"
@@ -254,6 +303,7 @@ def qiwi_business_rules(ctx: schemathesis.CheckContext, response: schemathesis.R
         if read is not None and read.status_code != 404:
             problems.append(f"{name}: the refused create left bill {bill_id!r} behind ({read.status_code})")
     problems.extend(_reserved_id_problems(ctx, case, authorization))
+    _start_lapse(ctx, case, authorization)
     for name, (raw, moment) in _offset_variants().items():
         answer = _send(ctx, case, "createBill", {"billId": _probe_id("offset")}, authorization=authorization, body=raw)
         body = _json(answer.content)

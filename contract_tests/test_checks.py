@@ -461,6 +461,11 @@ def _conversion_as_validation(data: dict[str, Any]) -> None:
         data["cause"] = {"body": ["unreadable"]}
 
 
+def _never_expired(data: dict[str, Any]) -> None:
+    if (data.get("status") or {}).get("value") == "EXPIRED":
+        data["status"]["value"] = "WAITING"
+
+
 _ANY_ERROR = lambda scope, status: status >= 400  # noqa: E731
 BILL_OPS = ("createBill", "getBill", "rejectBill")
 DEVIATIONS: dict[str, tuple[Rewrite, Any, tuple[str, ...], tuple[str, ...], str]] = {
@@ -513,6 +518,13 @@ DEVIATIONS: dict[str, tuple[Rewrite, Any, tuple[str, ...], tuple[str, ...], str]
         ("createBill",),
         ("examples", "fuzzing"),
         "qiwi_error_body|qiwi_business_rules",
+    ),
+    "bills never expire on read": (
+        _json_rewrite(_is("GET"), _never_expired),
+        None,
+        BILL_OPS,
+        ("examples", "coverage", "fuzzing", "stateful"),
+        "qiwi_business_rules|qiwi_idempotent_retry|qiwi_merchant_isolation",  # the deferred read runs in any probe
     ),
     "identical refund retry answered 409": (
         _refund_conflicts(),
