@@ -57,6 +57,13 @@ bench: $(STAMP)  ## full benchmark: bench/results/latest.{json,md,png}
 bench-quick: $(STAMP)  ## seconds-long benchmark smoke run (CI keeps the harness working)
 	$(BIN)/python -m bench --quick $(ARGS)
 
+.PHONY: mutation mutation-ci
+mutation: $(STAMP)  ## mutation testing: seeded sample of mutants of the mock vs the contract suite (mutation/report.md)
+	$(BIN)/python -m mutation $(ARGS)
+
+mutation-ci: $(STAMP)  ## a few mutants the last full mutation run killed; fails if one now survives
+	$(BIN)/python -m mutation --ci $(ARGS)
+
 reliability: $(STAMP)  ## load, race, fault and fuzz scenarios with a summary table
 	$(BIN)/python -m pytest -m slow tests/reliability -q $(ARGS)
 

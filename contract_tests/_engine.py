@@ -18,6 +18,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ REPO_ROOT = PACKAGE_DIR.parent  # the checkout's root; site-packages when instal
 SPEC_PATH = find_spec()
 TOML_PATH = PACKAGE_DIR / "schemathesis.toml"
 MAX_REPRODUCE = 600
+_RUNS = count(1)
 ALL_PHASES = ("examples", "coverage", "fuzzing", "stateful")
 # Every built-in check the issue lists, plus the suite's own (contract_tests/checks.py).
 ALL_CHECKS = (
@@ -72,6 +74,9 @@ ALL_CHECKS = (
     "object_level_authorization",
     "qiwi_error_body",
     "qiwi_bill_lifecycle",
+    "qiwi_business_rules",
+    "qiwi_idempotent_retry",
+    "qiwi_merchant_isolation",
 )
 
 
@@ -350,11 +355,11 @@ def run_conformance(
     labels = {operation.label: operation.definition.raw["operationId"] for operation in operations}
     seen_failures: set[tuple[str, str, str]] = set()
     say = progress or (lambda line: None)
-    if target.mock_controls:
-        target.controls().reset()
-    # After a reset, or under this session's unique id prefix, every bill the run meets is its own.
-    checks.LEDGER.reset(fresh=target.mock_controls or target.safe)
-    with target.hook_settings() as settings, hooks.configure(settings):
+    # No /_mock/reset (a server that only works after one must not pass): the run's positive ids live under a
+    # namespace of their own, so every bill the run meets there is its own.
+    namespace = f"{target.id_prefix}r{next(_RUNS)}-"
+    checks.LEDGER.reset(fresh=True, namespace=namespace)
+    with target.hook_settings() as settings, hooks.configure(replace(settings, id_prefix=namespace)):
         for event in from_schema(schema).execute():
             if isinstance(event, events.ScenarioFinished) and event.status is not Status.SKIP:
                 _collect_scenario(report, event, labels, seen_failures)

@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -49,6 +50,12 @@ __all__ = [
 MOCK_SECRET_KEY = "contract-secret-key"
 MOCK_PUBLIC_KEY = "contract-public-key"
 MOCK_SITE_ID = "270304"
+# A second merchant on the suite's mocks: its key must never reach the first merchant's bills (issue 15, gap 7).
+MOCK_SECOND_MERCHANT = {
+    "secret_key": "contract-secret-key-2",
+    "public_key": "contract-public-key-2",
+    "site_id": "270305",
+}
 
 
 class SyncASGITransport(httpx.BaseTransport):
@@ -110,8 +117,8 @@ def build_mock_app(
     from qiwi_bill_mock.settings import Merchant, Settings
 
     merchant = Merchant(secret_key=secret_key, public_key=public_key, site_id=site_id, notify_url=notify_url)
-    settings.setdefault("unauthorized_body", "json")  # until the suite's checks accept QIWI's empty 401 (the default)
-    return create_app(Settings(merchants=(merchant,), broken=frozenset(broken), **settings))
+    second = Merchant(**MOCK_SECOND_MERCHANT)
+    return create_app(Settings(merchants=(merchant, second), broken=frozenset(broken), **settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,7 @@ class Target:
         mock_controls: Whether the ``/_mock/`` test controls exist.
         destructive: Whether arbitrary creates and refunds are allowed.
         id_prefix: Prefix of every id the suite creates on this target.
+        secret_key_2: Another merchant's secret key on the same server (``QIWI_SECRET_KEY_2``), or ``None``.
     """
 
     name: str
@@ -137,6 +145,7 @@ class Target:
     mock_controls: bool = True
     destructive: bool = True
     id_prefix: str = field(default_factory=lambda: f"ct-{secrets.token_hex(4)}-")
+    secret_key_2: str | None = field(default=None, repr=False)
 
     @property
     def mode(self) -> str:
@@ -186,6 +195,7 @@ class Target:
                 pay_bill=pay if self.mock_controls else None,
                 id_prefix="" if self.destructive else self.id_prefix,
                 safe_amounts=self.safe,
+                second_key=self.secret_key_2,
             )
 
 
@@ -244,6 +254,7 @@ def remote_target_from_env() -> Target | None:
         public_key=os.environ.get("QIWI_PUBLIC_KEY") or None,
         mock_controls=has_controls,
         destructive=has_controls or env_flag("QIWI_CONTRACT_DESTRUCTIVE"),
+        secret_key_2=os.environ.get("QIWI_SECRET_KEY_2") or None,
     )
 
 
@@ -269,11 +280,15 @@ class MockProcess:
         self.secret_key, self.public_key, self.site_id = secret_key, public_key, site_id
         arguments = ["--host", "127.0.0.1", "--port", "0", "--secret-key", secret_key, "--public-key", public_key]
         arguments += ["--site-id", site_id, "--log-level", "warning"]  # one log line per request is noise here
-        arguments += ["--unauthorized-body", "json"]  # until the suite's checks accept QIWI's empty 401 (the default)
         if broken:
             arguments += ["--broken", ",".join(broken)]
         if notify_url:
             arguments += ["--notify-url", notify_url]
+        # The second merchant comes from a config file (the CLI's own options configure one merchant).
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
+            config.write("[[merchant]]\n" + "".join(f'{k} = "{v}"\n' for k, v in MOCK_SECOND_MERCHANT.items()))
+        self._config = config.name
+        arguments += ["--config", self._config]
         # The mock reads QIWI_MOCK_* defaults from the environment; the suite's mock must not inherit a
         # user's database, faults or broken behaviours, so each such variable is blanked.
         blank = {name: "" for name in os.environ if name.startswith("QIWI_MOCK_")}
@@ -295,9 +310,16 @@ class MockProcess:
 
     def __exit__(self, *exc: object) -> None:
         self._process.stop()
+        os.unlink(self._config)
 
     def target(self, *, name: str = "mock-tcp") -> Target:
-        return Target(name=name, base_url=self.base_url, secret_key=self.secret_key, public_key=self.public_key)
+        return Target(
+            name=name,
+            base_url=self.base_url,
+            secret_key=self.secret_key,
+            public_key=self.public_key,
+            secret_key_2=MOCK_SECOND_MERCHANT["secret_key"],
+        )
 
 
 def mock_asgi_target(**settings: Any) -> Target:
@@ -308,4 +330,5 @@ def mock_asgi_target(**settings: Any) -> Target:
         secret_key=settings.get("secret_key", MOCK_SECRET_KEY),
         public_key=settings.get("public_key", MOCK_PUBLIC_KEY),
         app=build_mock_app(**settings),
+        secret_key_2=MOCK_SECOND_MERCHANT["secret_key"],
     )

@@ -13,6 +13,8 @@ Settings come from :func:`configure` (the suite) or, for CLI runs, from the envi
 - ``QIWI_CONTRACT_MOCK_CONTROLS=1``: the target is the mock; pay bills through ``/_mock/`` before refunds.
 - ``QIWI_CONTRACT_ID_PREFIX=...``: prefix every ``billId`` (safe runs against a real server).
 - ``QIWI_CONTRACT_SAFE_AMOUNTS=1``: every created bill is ``1.00 RUB``.
+- ``QIWI_SECRET_KEY_2=...``: a second merchant's key; the probes check that it never reaches the first
+  merchant's bills (``contract_tests/probes.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -53,11 +56,13 @@ class HookSettings:
             not the mock. Called before every refund, so refunds meet ``PAID`` bills.
         id_prefix: Prefix for every ``billId`` (safe runs against a real server), or ``""``.
         safe_amounts: Force ``1.00 RUB`` on every created bill (safe runs against a real server).
+        second_key: Another merchant's secret key on the same server, or ``None``.
     """
 
     pay_bill: Callable[[str], dict[str, Any] | None] | None = None
     id_prefix: str = ""
     safe_amounts: bool = False
+    second_key: str | None = field(default=None, repr=False)
 
 
 def _pay_from_env(base_url: str | None) -> Callable[[str], dict[str, Any] | None] | None:
@@ -88,6 +93,7 @@ def pay_over_http(
 _settings = HookSettings(
     id_prefix=os.environ.get("QIWI_CONTRACT_ID_PREFIX", ""),
     safe_amounts=os.environ.get("QIWI_CONTRACT_SAFE_AMOUNTS") == "1",
+    second_key=os.environ.get("QIWI_SECRET_KEY_2") or None,
 )
 
 
@@ -112,17 +118,49 @@ def _stable_hash(value: object) -> int:
     return zlib.crc32(repr(value).encode())
 
 
+_ZONES = tuple(
+    dt.timezone(dt.timedelta(minutes=m)) for m in (180, 0, -300, 345, -570, 840, -720, 330)
+)  # Moscow, UTC, New York, Kathmandu (+05:45), Marquesas (-09:30), Kiritimati (+14), -12, India
+
+
 def future_expiration(seed: object, *, now: dt.datetime | None = None) -> str:
-    """A valid ``expirationDateTime`` 1 to 40 days ahead, in one of the spellings clients send."""
+    """A valid ``expirationDateTime`` 1 to 40 days ahead, in one of the RFC 3339 spellings clients send.
+
+    The spec's ``format: date-time`` is RFC 3339 (section 5.6 and its note: ``T`` and ``Z`` may be lower
+    case; any number of fraction digits; any offset): the server's parser sees every one of them, and the
+    lifecycle ledger checks that the bill answers the same instant.
+    """
     h = _stable_hash(seed)
-    moment = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(days=1 + h % 40, seconds=h % 86_400)
-    match h % 3:
+    moment = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(
+        days=1 + h % 40, seconds=h % 86_400, microseconds=h % 10**6
+    )
+    local = moment.astimezone(_ZONES[(h >> 3) % len(_ZONES)])
+    base = local.strftime("%Y-%m-%dT%H:%M:%S")
+    offset = local.isoformat()[-6:]
+    fraction = f"{local.microsecond:06d}"
+    match h % 8:
         case 0:
-            return moment.astimezone(dt.timezone(dt.timedelta(hours=3))).isoformat(timespec="milliseconds")
+            return f"{base}.{fraction[:3]}{offset}"  # what the SDKs send, milliseconds
         case 1:
             return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        case 2:
+            return f"{base}{offset}"
+        case 3:
+            return moment.strftime("%Y-%m-%dt%H:%M:%S.%f")[:-3] + "z"  # lower-case t and z
+        case 4:
+            return f"{base}.{fraction[:1]}{offset}"  # one fraction digit
+        case 5:
+            return f"{base}.{fraction}{h % 10}{offset}"  # seven fraction digits (.NET's DateTime "o")
+        case 6:
+            return f"{base}.{fraction}{offset}"  # microseconds (Python's isoformat)
         case _:
-            return moment.astimezone(dt.timezone(dt.timedelta(hours=-5))).isoformat(timespec="seconds")
+            return f"{base}.{fraction[:2]}Z".replace("T", "t")
+
+
+def _small_amount(h: int) -> str | float:
+    """0.01 .. 1.00, as a 2-decimal string or a JSON number: the low edge of Number(6.2) [doc]."""
+    cents = 1 + h % 100
+    return f"{cents / 100:.2f}" if h & 1 else cents / 100
 
 
 def _realistic_amount(amount: Any, h: int, settings: HookSettings) -> None:
@@ -135,6 +173,9 @@ def _realistic_amount(amount: Any, h: int, settings: HookSettings) -> None:
     currency = amount.get("currency")
     if isinstance(currency, str) and currency not in ACCEPTED_CURRENCIES:
         amount["currency"] = ACCEPTED_CURRENCIES[h % len(ACCEPTED_CURRENCIES)]
+    if (h >> 5) % 4 == 0 and isinstance(amount.get("value"), str | int | float):
+        # Generated amounts are almost never below 1.00; one case in four asks for cents.
+        amount["value"] = _small_amount(h >> 7)
 
 
 def _is_positive(case: AnyCase, location: ParameterLocation) -> bool:
@@ -191,11 +232,21 @@ def _fresh_stateful_bill(case: AnyCase) -> None:
 
 
 def _prefixed_bill_id(case: AnyCase) -> None:
-    """In safe runs against a real server, keep every ``billId`` inside this run's own namespace."""
+    """Keep every positive ``billId`` inside this run's own namespace (``HookSettings.id_prefix``).
+
+    The run then needs no ``/_mock/reset`` (a server that only works after one would go unnoticed) and never
+    touches older bills: safe runs against a real server, and bills of earlier runs on a long-lived mock. A
+    negative path parameter stays as generated (a prefix could make a too-long id valid); a long id keeps its
+    tail, where the stateful suffix ``-s<n>`` is.
+    """
     prefix = _settings.id_prefix
     bill_id = case.path_parameters.get("billId") if case.path_parameters else None
-    if prefix and isinstance(bill_id, str) and not bill_id.startswith(prefix):
-        case.path_parameters["billId"] = (prefix + bill_id)[:200]
+    if not prefix or not isinstance(bill_id, str) or bill_id.startswith(prefix):
+        return
+    if not _is_positive(case, ParameterLocation.PATH):
+        return
+    room = 200 - len(prefix)  # billId maxLength (spec, components.parameters.billId)
+    case.path_parameters["billId"] = prefix + (bill_id[-room:] if len(bill_id) > room else bill_id)
 
 
 def adjust_case(case: AnyCase) -> AnyCase:
@@ -226,19 +277,35 @@ def realistic_examples(ctx: schemathesis.HookContext, examples: list[AnyCase]) -
 
 
 @schemathesis.hook("before_call")
-def pay_before_refund(ctx: schemathesis.HookContext, case: AnyCase, kwargs: dict[str, Any]) -> None:
+def before_call(ctx: schemathesis.HookContext, case: AnyCase, kwargs: dict[str, Any]) -> None:
+    """Note when each request leaves (the ledger times status changes), pause before a status change so the
+    server's clock moves on, and pay bills before refunds (:func:`pay_before_refund`)."""
+    operation_id = _operation_id(case)
+    bill_id = case.path_parameters.get("billId") if case.path_parameters else None
+    if operation_id in ("rejectBill", "createRefund"):
+        checks.LEDGER.wait_for_status_change(bill_id)
+    if operation_id == "createRefund":
+        pay_before_refund(case)
+    checks.LEDGER.mark_sent(case.id)
+
+
+def pay_before_refund(case: AnyCase) -> None:
     """Refunds are only for ``PAID`` bills ([doc] "refund for the paid invoice"); the customer's payment
     cannot be generated from the schema, so on the mock it is made through ``/_mock/bills/{billId}/pay``.
 
     A bill that is not ``WAITING`` stays as it is (the mock answers 400), so reject-then-refund still
     meets an unpaid bill.
     """
-    if _operation_id(case) != "createRefund":
-        return
     pay = _settings.pay_bill or _pay_from_env(case.operation.schema.get_base_url())
     bill_id = case.path_parameters.get("billId") if case.path_parameters else None
     if pay is None or not isinstance(bill_id, str):
         return
+    sent = time.monotonic()
     bill = pay(bill_id)
     if isinstance(bill, dict):
-        checks.LEDGER.observe_payment(bill)
+        checks.LEDGER.observe_payment(bill, sent=sent)
+
+
+# The checks that send probes of their own register themselves on import; a plain `schemathesis run`
+# loads only this module (schemathesis.toml), so it imports them. At the end: probes imports this module.
+from contract_tests import probes  # noqa: E402, F401
