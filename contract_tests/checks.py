@@ -27,9 +27,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from functools import cache
-from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import unquote
 
@@ -39,6 +38,8 @@ import yaml
 from schemathesis.core.parameters import ParameterLocation
 
 from qiwi_bill import parse_datetime
+from qiwi_bill_mock.rules import round_json_amount
+from qiwi_bill_mock.validation import find_spec, leaf_errors
 
 __all__ = [
     "CONVERSION",
@@ -80,7 +81,6 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 #: A status change observed at least this long after the previous answer must carry a later changedDateTime
 #: (the service writes milliseconds; 10 ms is far above one tick, and far below a stateful step on TCP).
 STATUS_CHANGE_GAP = 0.010
-_SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "qiwi-bill-payments.yaml"
 _PATH_LIMIT = 200  # billId / refundId maxLength in the spec's components.parameters
 
 
@@ -94,7 +94,7 @@ def request_amount(value: object) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         return None
     try:
-        return Decimal(str(value)).quantize(CENT, rounding=ROUND_DOWN)
+        return round_json_amount(Decimal(str(value)))  # the mock's one rounding rule (the API document's)
     except InvalidOperation:
         return None
 
@@ -132,7 +132,7 @@ def _without_nulls(value: Any) -> Any:
 
 @cache
 def _body_validators() -> dict[str, Any]:
-    spec = yaml.safe_load(_SPEC_PATH.read_text(encoding="utf-8"))
+    spec = yaml.safe_load(find_spec().read_text(encoding="utf-8"))
 
     def compile_schema(name: str) -> Any:
         schema = {"components": spec["components"], "$ref": f"#/components/schemas/{name}"}
@@ -158,7 +158,8 @@ def body_error_codes(operation_id: str, body: Any) -> frozenset[str] | None:
     stripped = _without_nulls(body)
     codes: set[str] = {CONVERSION} if stripped != body else set()
     try:
-        errors = list(validator.iter_errors(stripped))
+        # The spec's `anyOf: [X, {type: null}]` members: what is wrong is what X says (the mock reads them alike).
+        errors = leaf_errors(list(validator.iter_errors(stripped)))
     except (ValueError, OverflowError, TypeError):  # a number the validator cannot hold: unreadable
         return frozenset({CONVERSION})
     if not errors:

@@ -42,6 +42,7 @@ __all__ = [
     "check_json_content_type",
     "draft_from_body",
     "find_spec",
+    "leaf_errors",
     "load_validators",
     "parse_expiration",
     "parse_json",
@@ -203,7 +204,7 @@ def _message(kind: Any) -> str:
     return f"invalid value ({name})"
 
 
-def _leaf_errors(errors: list[Any]) -> list[Any]:
+def leaf_errors(errors: list[Any]) -> list[Any]:
     """Errors under the spec's `anyOf: [X, {type: null}]` (an optional member that may be null) reported against X.
 
     jsonschema-rs reports one `anyOf` error for the member; what is wrong is what X says, not "is not null".
@@ -219,7 +220,7 @@ def _leaf_errors(errors: list[Any]) -> list[Any]:
             for sub in branch
             if not (sub.kind.name == "type" and sub.kind.as_dict().get("types") == ["null"])
         ]
-        out.extend(_leaf_errors(subs) if subs else [error])
+        out.extend(leaf_errors(subs) if subs else [error])
     return out
 
 
@@ -229,7 +230,7 @@ def validate(validator: Any, body: Any) -> None:
     try:
         if validator.is_valid(body):  # the common case, without building an error iterator
             return
-        errors = _leaf_errors(list(validator.iter_errors(body)))
+        errors = leaf_errors(list(validator.iter_errors(body)))
     except (ValueError, OverflowError, TypeError):
         # jsonschema-rs cannot represent the value (e.g. a huge exponent): treat it as unreadable.
         raise Unreadable() from None
