@@ -146,6 +146,15 @@ def _optional(send: Any, *args: Any, **kwargs: Any) -> schemathesis.Response | N
     return result
 
 
+def _member(
+    ctx: schemathesis.CheckContext, case: AnyCase, operation_id: str, path: dict[str, str], name: str, **kwargs: Any
+) -> tuple[schemathesis.Response | None, Any]:
+    """Send one probe (see :func:`_optional`); its answer and the top-level JSON member ``name`` of it."""
+    answer = _optional(_send, ctx, case, operation_id, path, **kwargs)
+    got = _json(answer.content) if answer is not None else None
+    return answer, got.get(name) if isinstance(got, dict) else None
+
+
 def _probe_id(tag: str) -> str:
     prefix = hooks.current_settings().id_prefix or LEDGER.namespace or _RUN_TAG
     return f"{prefix}probe-{secrets.token_hex(3)}-{tag}"
@@ -215,12 +224,8 @@ def _reserved_id_problems(ctx: schemathesis.CheckContext, case: AnyCase, authori
         # schemathesis sends path parameters as given (and requests unquotes %41 to A): encode them here.
         path = {"billId": quote(bill_id, safe="")}
         for operation_id, body in (("createBill", raw), ("getBill", None)):
-            answer = _optional(_send, ctx, case, operation_id, path, authorization=authorization, body=body)
-            if answer is None:
-                continue
-            got = _json(answer.content)
-            echoed = got.get("billId") if isinstance(got, dict) else None
-            if answer.status_code != 200 or echoed != bill_id:
+            answer, echoed = _member(ctx, case, operation_id, path, "billId", authorization=authorization, body=body)
+            if answer is not None and (answer.status_code != 200 or echoed != bill_id):
                 problems.append(
                     f"{operation_id} of a bill id with {tag} ({bill_id!r}) answered {answer.status_code} "
                     f"with billId {echoed!r}"
@@ -365,12 +370,8 @@ def qiwi_merchant_isolation(ctx: schemathesis.CheckContext, response: schemathes
         sends = [("getRefund", dict(case.path_parameters or {}), None)]
     problems = []
     for target_operation, parameters, raw in sends:
-        answer = _optional(_send, ctx, case, target_operation, parameters, authorization=other, body=raw)
-        if answer is None:
-            continue
-        got = _json(answer.content)
-        code = got.get("errorCode") if isinstance(got, dict) else None
-        if answer.status_code != 404 or code != INVOICE_NOT_FOUND:
+        answer, code = _member(ctx, case, target_operation, parameters, "errorCode", authorization=other, body=raw)
+        if answer is not None and (answer.status_code != 404 or code != INVOICE_NOT_FOUND):
             problems.append(
                 f"{target_operation} of another merchant's bill {bill_id!r} answered {answer.status_code} "
                 f"{(answer.content or b'')[:200]!r}, expected 404 {INVOICE_NOT_FOUND}"

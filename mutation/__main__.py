@@ -176,17 +176,19 @@ def _report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_OPTIONS = (
+    ("--sample", int, "how many mutants (default: config.toml)"),
+    ("--seed", int, "sampling seed (default: config.toml)"),
+    ("--ci", bool, "re-run mutants the last report killed; fail if one survives"),
+    ("--list", bool, "print how many mutants each file has and exit"),
+    ("--rerun-survivors", bool, "re-run the last report's unreviewed survivors with the current suite"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mutation", description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", type=int, help="how many mutants (default: config.toml)")
-    parser.add_argument("--seed", type=int, help="sampling seed (default: config.toml)")
-    parser.add_argument("--ci", action="store_true", help="re-run mutants the last report killed; fail if one survives")
-    parser.add_argument("--list", action="store_true", help="print how many mutants each file has and exit")
-    parser.add_argument(
-        "--rerun-survivors",
-        action="store_true",
-        help="re-run the last report's unreviewed survivors with the current suite and update the report",
-    )
+    for name, kind, text in _OPTIONS:
+        parser.add_argument(name, **({"type": int} if kind is int else {"action": "store_true"}), help=text)
     args = parser.parse_args(argv)
     config = _config()
     run = config["run"]
