@@ -12,7 +12,7 @@ import httpx
 import pytest
 from hypothesis import strategies as st
 
-from contract_tests._target import SyncASGITransport, Target
+from contract_tests._target import Target, in_process_transport
 from contract_tests.checks import ERROR_FIELDS
 from qiwi_bill import format_amount, make_client
 from qiwi_bill_client import AuthenticatedClient
@@ -78,7 +78,7 @@ def api_client(target: Target) -> AuthenticatedClient:
     if target.app is not None:
         headers = {"Authorization": f"Bearer {target.secret_key}"}
         client.set_httpx_client(
-            httpx.Client(transport=SyncASGITransport(target.app), base_url=target.base_url, headers=headers)
+            httpx.Client(transport=in_process_transport(target.app), base_url=target.base_url, headers=headers)
         )
         client.set_async_httpx_client(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=target.app), base_url=target.base_url, headers=headers)

@@ -14,22 +14,20 @@ another server instead:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import secrets
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import anyio.from_thread
 import httpx
 
 from contract_tests.hooks import HookSettings, pay_over_http
+from qiwi_bill_mock.testing import MockTransport
 
 __all__ = [
     "MOCK_PUBLIC_KEY",
@@ -37,12 +35,11 @@ __all__ = [
     "MOCK_SITE_ID",
     "MockControls",
     "MockProcess",
-    "SyncASGITransport",
     "Target",
     "build_mock_app",
     "env_flag",
+    "in_process_transport",
     "mock_asgi_target",
-    "portal",
     "probe_mock_controls",
     "remote_target_from_env",
 ]
@@ -58,44 +55,11 @@ MOCK_SECOND_MERCHANT = {
 }
 
 
-class SyncASGITransport(httpx.BaseTransport):
-    """Call an ASGI app from synchronous httpx code (httpx only ships an async ASGI transport).
-
-    Used instead of ``starlette.testclient.TestClient``, which Starlette 1.10 deprecates for httpx
-    users (``StarletteDeprecationWarning``, an error under this project's ``filterwarnings``). It runs
-    no lifespan: schemathesis starts the app's lifespan itself when it first calls the app, and tests
-    that need the notifier drain it explicitly.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self._transport = httpx.ASGITransport(app=app)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-
-        async def send() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-            forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
-            response = await self._transport.handle_async_request(forwarded)
-            content = await response.aread()
-            return response.status_code, response.headers.raw, content
-
-        status, headers, content = portal().call(send)
-        return httpx.Response(status, headers=headers, content=content, request=request)
-
-
-_portal: anyio.from_thread.BlockingPortal | None = None
-_portal_lock = threading.Lock()
-
-
-def portal() -> anyio.from_thread.BlockingPortal:
-    """One event loop in a background thread, shared by every synchronous in-process call."""
-    global _portal
-    with _portal_lock:
-        if _portal is None:
-            manager = anyio.from_thread.start_blocking_portal()
-            _portal = manager.__enter__()
-            atexit.register(manager.__exit__, None, None, None)
-        return _portal
+def in_process_transport(app: Any) -> MockTransport:
+    """The testing kit's sync-and-async transport over an in-process mock app, without its lifespan:
+    schemathesis starts the app's lifespan itself when it first calls the app, and tests that need the notifier
+    drain it on the transport's own loop (``transport.runner.call(...)``)."""
+    return MockTransport(app, lifespan=False)
 
 
 def env_flag(name: str) -> bool:
@@ -172,9 +136,9 @@ class Target:
         return None
 
     def http(self) -> httpx.Client:
-        """A synchronous httpx client for this target (through :class:`SyncASGITransport` for in-process apps)."""
+        """A synchronous httpx client for this target (through :func:`in_process_transport` for in-process apps)."""
         if self.app is not None:
-            return httpx.Client(transport=SyncASGITransport(self.app), base_url=self.base_url)
+            return httpx.Client(transport=in_process_transport(self.app), base_url=self.base_url)
         return httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(10.0, connect=5.0))
 
     def controls(self) -> MockControls:

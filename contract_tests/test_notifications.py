@@ -17,7 +17,7 @@ import yaml
 
 from contract_tests._engine import SPEC_PATH
 from contract_tests._support import BILLS, auth_headers, bill_body, create_bill_raw, new_id
-from contract_tests._target import MockProcess, Target, build_mock_app, portal
+from contract_tests._target import MockProcess, Target, build_mock_app, in_process_transport
 from qiwi_bill import InvalidSignatureError, parse_amount, parse_datetime, parse_notification, verify_signature
 
 
@@ -72,7 +72,9 @@ def _wait(received: list[Any], app: Any, *, timeout: float = 10.0) -> None:
     while not received and time.monotonic() < deadline:
         if app is not None:
             # The in-process app runs no lifespan here, so deliver now (qiwi_bill_mock.create_app docs).
-            portal().call(app.state.ctx.notifier.drain)
+            transport = in_process_transport(app)  # the app's one runner, shared with the test's clients
+            transport.runner.call(app.state.ctx.notifier.drain())
+            transport.close()
         time.sleep(0.05)
 
 
