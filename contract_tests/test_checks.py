@@ -546,3 +546,13 @@ def test_a_deviating_server_is_caught(name: str, budget: Budget) -> None:
         target, max_examples=5, seed=budget.seed, phases=phases, operation_ids=operations, no_shrink=True
     )
     assert set(check.split("|")) & report.failed_checks(), (name, sorted(report.failed_checks()), report.errors)
+
+
+def test_a_selection_that_splits_a_path_is_told_apart() -> None:
+    from contract_tests._engine import splits_a_path
+
+    assert splits_a_path(["createBill"])  # getBill shares its path: the path-wide checks cannot judge it
+    assert splits_a_path(["getRefund", "getBill"])
+    assert not splits_a_path(None)
+    assert not splits_a_path(["createBill", "getBill"])
+    assert not splits_a_path(["rejectBill"])  # alone on its path

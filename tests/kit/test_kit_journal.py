@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -165,3 +167,14 @@ def test_the_journals_401_honours_the_empty_401_setting() -> None:
         refused = http.get("/_mock/requests")
     assert (refused.status_code, refused.content) == (401, b"")
     assert refused.headers["X-Trace-Id"]
+
+
+def test_a_deeply_nested_body_is_journaled_as_the_400_it_got(journal, http, body_json) -> None:
+    # The outside review's find: json.loads raised RecursionError inside the journal, which dropped the request
+    # (and in process the caller saw a dropped connection instead of QIWI's 400).
+    nested = "{" + '"a":{' * 5000 + "}" * 5000 + "}"
+    body = json.dumps(body_json)[:-1] + ', "customFields": ' + nested + "}"
+    response = http.put(f"{BILLS}/deep", content=body, headers={**AUTH_A, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    [entry] = journal.entries("kit-a")
+    assert (entry.status_code, entry.body, entry.refused) == (400, None, True)
