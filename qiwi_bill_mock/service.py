@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -87,12 +87,25 @@ class OutboxSide:
         """Call `callback()` (from the committing thread) after any commit that queued a notification."""
         self.database.add_commit_listener(callback)
 
-    def claim_due_deliveries(self, *, limit: int = 16, lease_seconds: float = 60.0) -> list[Delivery]:
-        """Lease deliveries due on their merchant's clock to this process (other workers skip them meanwhile)."""
+    def claim_due_deliveries(
+        self,
+        *,
+        limit: int = 16,
+        lease_seconds: float = 60.0,
+        per_site: int | None = None,
+        busy: Mapping[str, int] | None = None,
+    ) -> list[Delivery]:
+        """Lease deliveries due on their merchant's clock to this process (other workers skip them meanwhile).
+
+        Round-robin across merchants; with `per_site`, at most that many per merchant, counting the `busy`
+        ones (site_id -> deliveries this process is already attempting).
+        """
         if not self.database.has_deliveries_due(self.clock_us()):
             return []
         with self.database.write() as tables:
-            return tables.claim_deliveries(self.clock_us(), limit=limit, lease_seconds=lease_seconds)
+            return tables.claim_deliveries(
+                self.clock_us(), limit=limit, lease_seconds=lease_seconds, per_site=per_site, busy=busy
+            )
 
     def record_attempt(self, delivery: Delivery, attempt: Attempt, *, outcome: str, retry_in_us: int = 0) -> None:
         """Record one attempt with the notifier's verdict: `delivered`, `failed`, or `pending` (in `retry_in_us`)."""

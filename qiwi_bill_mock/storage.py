@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -365,20 +365,40 @@ class Tables:
         )
         self._db._queued = True
 
-    def claim_deliveries(self, clock_us: int, *, limit: int, lease_seconds: float) -> list[Delivery]:
-        """Lease pending deliveries due on their merchant's clock to this process."""
+    def claim_deliveries(
+        self,
+        clock_us: int,
+        *,
+        limit: int,
+        lease_seconds: float,
+        per_site: int | None = None,
+        busy: Mapping[str, int] | None = None,
+    ) -> list[Delivery]:
+        """Lease pending deliveries due on their merchant's clock to this process, round-robin across merchants.
+
+        Rows are taken in rounds, the oldest due of every merchant first, then each one's second, ...; with
+        `per_site`, a merchant gets at most `per_site - busy[site_id]` of them, so one merchant's backlog never
+        takes every slot of the notifier (issue 16, item 2).
+        """
         wall = time.time()
+        busy = busy or {}
+        # Fetch enough that the merchants at their cap, skipped below, cannot starve the others of the limit.
+        fetch = limit + sum(busy.values()) if per_site is not None else limit
         rows = self._conn.execute(
-            "SELECT id, site_id, bill_id, event_status, currency, amount, url, body, attempts FROM outbox "
+            "SELECT id, site_id, bill_id, event_status, currency, amount, url, body, attempts, turn FROM ("
+            "SELECT *, ROW_NUMBER() OVER (PARTITION BY site_id ORDER BY next_us, id) AS turn FROM outbox "
             f"WHERE state = 'pending' AND next_us <= ? + COALESCE({_OFFSET.format(table='outbox')}, 0) "
-            "AND lease_until <= ? ORDER BY next_us, id LIMIT ?",
-            (clock_us, wall, limit),
+            "AND lease_until <= ?) ORDER BY turn, next_us, id LIMIT ?",
+            (clock_us, wall, fetch),
         ).fetchall()
+        if per_site is not None:
+            rows = [row for row in rows if row[9] + busy.get(row[1], 0) <= per_site]
+        rows = rows[:limit]
         self._conn.executemany(
             "UPDATE outbox SET lease_until = ? WHERE id = ?", [(wall + lease_seconds, row[0]) for row in rows]
         )
         deliveries = []
-        for delivery_id, site_id, bill_id, status, currency, amount, url, body, attempts in rows:
+        for delivery_id, site_id, bill_id, status, currency, amount, url, body, attempts, _ in rows:
             signed = signed_fields(site_id=site_id, bill_id=bill_id, currency=currency, amount=amount, status=status)
             deliveries.append(
                 Delivery(
