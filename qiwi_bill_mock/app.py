@@ -121,7 +121,7 @@ async def _sweep(ctx: MockContext) -> None:
     while True:
         await asyncio.sleep(ctx.settings.sweep_interval)
         try:
-            ctx.service.sweep_expired()
+            await ctx.service.sweep_expired_in_chunks()
         except Exception:  # a locked database must not stop the sweeper
             logger.exception("expiry sweep failed")
 

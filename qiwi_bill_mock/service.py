@@ -20,6 +20,7 @@ service.now(site_id) / advance_clock(seconds, site_id=...) / reset(site_id) / me
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -38,6 +39,7 @@ from qiwi_bill_mock.wire import dumps, format_timestamp, notification_body
 __all__ = ["BillService", "OutboxSide"]
 
 _MAX_CLOCK_US = to_micros(datetime(9000, 1, 1, tzinfo=UTC))
+SWEEP_CHUNK = 500  # bills expired per transaction by the sweep on the event loop (a few ms each)
 
 
 def _default_clock() -> datetime:
@@ -125,8 +127,13 @@ class OutboxSide:
         due = self.database.next_delivery_due_us()
         return None if due is None else from_micros(due)
 
-    def list_deliveries(self, site_id: str, bill_id: str | None = None) -> list[dict[str, Any]]:
-        """Deliveries of this merchant (newest last) with every attempt, as JSON-ready dicts."""
+    def list_deliveries(
+        self, site_id: str, bill_id: str | None = None, *, after: int = 0, limit: int = -1
+    ) -> list[dict[str, Any]]:
+        """Deliveries of this merchant (newest last) with every attempt, as JSON-ready dicts.
+
+        Only those with an `id` above `after`, at most `limit` of them (-1: all): one page of the journal.
+        """
         return [
             {
                 "id": row[0],
@@ -148,7 +155,7 @@ class OutboxSide:
                     for a in attempts
                 ],
             }
-            for row, attempts in self.database.deliveries(site_id, bill_id)
+            for row, attempts in self.database.deliveries(site_id, bill_id, after=after, limit=limit)
         ]
 
 
@@ -345,15 +352,30 @@ class BillService(OutboxSide):
         """Expire a WAITING bill now (test control); an EXPIRED bill returns itself."""
         return self._transition(site_id, bill_id, "expire", "EXPIRED", None)
 
-    def sweep_expired(self) -> int:
-        """Move every overdue WAITING bill (on its merchant's clock) to EXPIRED; returns how many moved."""
+    def sweep_expired(self, *, limit: int = -1) -> int:
+        """Move overdue WAITING bills (on their merchant's clock) to EXPIRED, at most `limit` (-1: all), in one
+        transaction; returns how many moved. `sweep_expired_in_chunks` is the one for the event loop."""
         if not self.database.has_bills_due(self.clock_us(), self._lag_us):
             return 0
         with self.database.write() as tables:
-            due = tables.waiting_bills_due(self.clock_us(), self._lag_us)
+            due = tables.waiting_bills_due(self.clock_us(), self._lag_us, limit=limit)
             for bill in due:
                 self._expire_if_overdue(tables, bill, self.clock_us() + tables.clock_offset(bill.site_id))
         return len(due)
+
+    async def sweep_expired_in_chunks(self, chunk: int = SWEEP_CHUNK) -> int:
+        """`sweep_expired` in transactions of `chunk` bills, yielding to the event loop between them.
+
+        One transaction for 50k overdue bills held the loop for 2.2-2.6 s (issue 16, item 7): every other request
+        of the process waited. A chunk of 500 takes a few milliseconds.
+        """
+        total = 0
+        while True:
+            moved = self.sweep_expired(limit=chunk)
+            total += moved
+            if moved < chunk:
+                return total
+            await asyncio.sleep(0)
 
     # -- refunds ------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ Each piece of machinery says what it measurably bought (`python -m bench.profile
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -72,6 +73,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_us);
+CREATE INDEX IF NOT EXISTS outbox_site_due ON outbox (state, site_id, next_us);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id INTEGER NOT NULL,
@@ -293,12 +295,15 @@ class Tables:
         assert updated is not None
         return updated
 
-    def waiting_bills_due(self, clock_us: int, lag_us: int) -> list[Bill]:
-        """WAITING bills whose expiry (plus `lag_us`) passed on their merchant's clock (`clock_us` + offset)."""
+    def waiting_bills_due(self, clock_us: int, lag_us: int, *, limit: int = -1) -> list[Bill]:
+        """WAITING bills whose expiry (plus `lag_us`) passed on their merchant's clock (`clock_us` + offset).
+
+        At most `limit` (-1: all), the earliest expiry first, so the sweep can work in chunks (issue 16, item 7).
+        """
         rows = self._conn.execute(
             f"SELECT {_BILL_COLUMNS} FROM bills WHERE status = 'WAITING' "
-            f"AND expires_us + ? <= ? + COALESCE({_OFFSET.format(table='bills')}, 0)",
-            (lag_us, clock_us),
+            f"AND expires_us + ? <= ? + COALESCE({_OFFSET.format(table='bills')}, 0) ORDER BY expires_us LIMIT ?",
+            (lag_us, clock_us, limit),
         ).fetchall()
         return [_row_to_bill(row) for row in rows]
 
@@ -382,23 +387,31 @@ class Tables:
         """
         wall = time.time()
         busy = busy or {}
-        # Fetch enough that the merchants at their cap, skipped below, cannot starve the others of the limit.
-        fetch = limit + sum(busy.values()) if per_site is not None else limit
-        rows = self._conn.execute(
-            "SELECT id, site_id, bill_id, event_status, currency, amount, url, body, attempts, turn FROM ("
-            "SELECT *, ROW_NUMBER() OVER (PARTITION BY site_id ORDER BY next_us, id) AS turn FROM outbox "
+        due = (
+            "SELECT id, site_id, bill_id, event_status, currency, amount, url, body, attempts FROM outbox "
             f"WHERE state = 'pending' AND next_us <= ? + COALESCE({_OFFSET.format(table='outbox')}, 0) "
-            "AND lease_until <= ?) ORDER BY turn, next_us, id LIMIT ?",
-            (clock_us, wall, fetch),
-        ).fetchall()
-        if per_site is not None:
-            rows = [row for row in rows if row[9] + busy.get(row[1], 0) <= per_site]
-        rows = rows[:limit]
+            "AND lease_until <= ?"
+        )
+        if per_site is None:
+            rows = self._conn.execute(due + " ORDER BY next_us, id LIMIT ?", (clock_us, wall, limit)).fetchall()
+        else:
+            # One indexed query per merchant with pending rows (a few), each for its share only: a window over
+            # every pending row cost 80 ms per claim at 20k rows, and the notifier claims after every attempt.
+            per_merchant = [
+                self._conn.execute(
+                    due + " AND site_id = ? ORDER BY next_us, id LIMIT ?",
+                    (clock_us, wall, site_id, min(limit, per_site - busy.get(site_id, 0))),
+                ).fetchall()
+                for site_id in self._pending_sites()
+                if busy.get(site_id, 0) < per_site
+            ]
+            # Round-robin: every merchant's oldest first, then every merchant's second, ...
+            rows = [row for turn in itertools.zip_longest(*per_merchant) for row in turn if row is not None][:limit]
         self._conn.executemany(
             "UPDATE outbox SET lease_until = ? WHERE id = ?", [(wall + lease_seconds, row[0]) for row in rows]
         )
         deliveries = []
-        for delivery_id, site_id, bill_id, status, currency, amount, url, body, attempts, _ in rows:
+        for delivery_id, site_id, bill_id, status, currency, amount, url, body, attempts in rows:
             signed = signed_fields(site_id=site_id, bill_id=bill_id, currency=currency, amount=amount, status=status)
             deliveries.append(
                 Delivery(
@@ -413,6 +426,16 @@ class Tables:
                 )
             )
         return deliveries
+
+    def _pending_sites(self) -> list[str]:
+        """The merchants with pending deliveries, found by skipping along the index (one probe per merchant)."""
+        rows = self._conn.execute(
+            "WITH RECURSIVE sites(site_id) AS ("
+            "SELECT MIN(site_id) FROM outbox WHERE state = 'pending' UNION ALL "
+            "SELECT (SELECT MIN(site_id) FROM outbox WHERE state = 'pending' AND site_id > sites.site_id) "
+            "FROM sites WHERE sites.site_id IS NOT NULL) SELECT site_id FROM sites WHERE site_id IS NOT NULL"
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def record_attempt(self, delivery: Delivery, attempt: Attempt, *, state: str, next_us: int) -> None:
         """Record one attempt and the delivery's new state (`pending` at `next_us`, `delivered`, `failed`)."""
@@ -636,28 +659,28 @@ class Database:
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def deliveries(self, site_id: str, bill_id: str | None) -> list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
-        """Outbox rows of a merchant (oldest first), each with its attempt rows."""
+    def deliveries(
+        self, site_id: str, bill_id: str | None, *, after: int = 0, limit: int = -1
+    ) -> list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+        """Outbox rows of a merchant (oldest first) with ids above `after`, at most `limit` (-1: all), each with
+        its attempt rows: one query for the whole page (issue 16, item 7: not one per delivery)."""
+        where = "site_id = ? AND id > ?" + (" AND bill_id = ?" if bill_id is not None else "")
+        params: tuple[Any, ...] = (site_id, after) + ((bill_id,) if bill_id is not None else ())
         query = (
-            "SELECT id, bill_id, event_status, url, state, attempts, next_us, created_us FROM outbox WHERE site_id = ?"
+            "WITH page AS (SELECT id, bill_id, event_status, url, state, attempts, next_us, created_us FROM outbox "
+            f"WHERE {where} ORDER BY id LIMIT ?) "
+            "SELECT page.*, a.attempt, a.at_us, a.status_code, a.latency_ms, a.error FROM page "
+            "LEFT JOIN attempts a ON a.delivery_id = page.id ORDER BY page.id, a.attempt"
         )
-        params: tuple[str, ...] = (site_id,)
-        if bill_id is not None:
-            query += " AND bill_id = ?"
-            params += (bill_id,)
         with self._lock:
-            rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
-            return [
-                (
-                    row,
-                    self._conn.execute(
-                        "SELECT attempt, at_us, status_code, latency_ms, error FROM attempts "
-                        "WHERE delivery_id = ? ORDER BY attempt",
-                        (row[0],),
-                    ).fetchall(),
-                )
-                for row in rows
-            ]
+            joined = self._conn.execute(query, (*params, limit)).fetchall()
+        pages: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = []
+        for row in joined:
+            if not pages or pages[-1][0][0] != row[0]:
+                pages.append((tuple(row[:8]), []))
+            if row[8] is not None:  # a delivery not attempted yet joins one row of NULLs
+                pages[-1][1].append(tuple(row[8:]))
+        return pages
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database file (clean shutdown; committed data is safe without it)."""
