@@ -270,7 +270,9 @@ class Handlers:
     # -- /_mock/ controls (not part of QIWI's API) ----------------------------------------------
 
     async def health(self, _call: Call) -> JsonAnswer:
-        return _json({"status": "ok", "dateTime": format_timestamp(self.service.now_us())})
+        # storageFailures: this process's failed storage operations since start (a full disk shows here).
+        now = format_timestamp(self.service.now_us())
+        return _json({"status": "ok", "dateTime": now, "storageFailures": self.service.failures.count})
 
     async def pay(self, call: Call) -> JsonAnswer:
         merchant = self._merchant(call)

@@ -28,6 +28,7 @@ import time
 import httpx
 
 from qiwi_bill import SIGNATURE_HEADER, compute_signature
+from qiwi_bill_mock.failures import is_storage_failure
 from qiwi_bill_mock.models import Attempt, Delivery
 from qiwi_bill_mock.service import BillService
 from qiwi_bill_mock.settings import Settings
@@ -247,8 +248,11 @@ class Notifier:
             delivery = await self._queue.get()
             try:
                 await self._deliver(delivery)
-            except Exception:  # recording failed (e.g. a locked database): the lease runs out, the row is retried
-                logger.exception("notification %s: the attempt could not be recorded", delivery.id)
+            except Exception as exc:  # recording failed (e.g. a full disk): the lease runs out, the row is retried
+                if is_storage_failure(exc):
+                    self._store.failures.record(f"recording notification {delivery.id}", exc)
+                else:
+                    logger.exception("notification %s: the attempt could not be recorded", delivery.id)
             finally:
                 self._in_flight.pop(delivery.id, None)
                 self._queue.task_done()
@@ -271,8 +275,11 @@ class Notifier:
                     timeout = self._sleep_seconds()
                     if self._capped():
                         timeout = max(timeout, _CAPPED_POLL_SECONDS)
-            except Exception:  # keep delivering whatever happens (e.g. a locked database)
-                logger.exception("notifier round failed")
+            except Exception as exc:  # keep delivering whatever happens (e.g. a locked database)
+                if is_storage_failure(exc):
+                    self._store.failures.record("the notifier's claim", exc)
+                else:
+                    logger.exception("notifier round failed")
                 timeout = _MAX_POLL_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

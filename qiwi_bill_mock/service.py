@@ -31,6 +31,7 @@ from typing import Any
 
 from qiwi_bill_mock import rules
 from qiwi_bill_mock.errors import BillConflict, BillNotFound, InvalidValues, RefundConflict
+from qiwi_bill_mock.failures import StorageFailures
 from qiwi_bill_mock.models import Attempt, Bill, BillDraft, Delivery, Refund, from_micros, to_micros
 from qiwi_bill_mock.settings import Merchant, Settings
 from qiwi_bill_mock.storage import Database, Tables
@@ -183,6 +184,7 @@ class BillService(OutboxSide):
         self._new_id = id_factory or _default_id
         self._lag_us = int(settings.expiry_lag * settings.time_scale * 1_000_000)
         self.database = database or Database(settings.db_path, owner=settings.db_owner)
+        self.failures = StorageFailures()  # failing writes, logged one line each and counted for /_mock/health
 
     # -- clocks -------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from qiwi_bill_mock.dbfile import Checkpointer, DatabaseInUse, claim_file
 from qiwi_bill_mock.models import Attempt, Bill, Delivery, Refund
 from qiwi_bill_mock.wire import signed_fields
 
-__all__ = ["Database", "DatabaseInUse", "Tables"]
+__all__ = ["Database", "DatabaseInUse", "DatabaseUnusable", "Tables", "read_only_error"]
 
 
 _SCHEMA = """
@@ -175,7 +175,8 @@ class _Transaction:
                         _upgrade(conn)
                         db._schema_ready = True
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
                 db._queued = False
         except BaseException:
@@ -191,7 +192,10 @@ class _Transaction:
             if self._nested:
                 return
             if exc_type is not None:
-                conn.execute("ROLLBACK")
+                # SQLite already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR): a second ROLLBACK
+                # would raise "no transaction is active" and hide the real failure (a full disk, issue 16 item 12).
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 db._offsets.clear()  # an offset written in the rolled-back transaction is gone
                 return
             notify = db._queued
@@ -455,6 +459,16 @@ class Tables:
         self._conn.executemany("UPDATE outbox SET lease_until = 0 WHERE id = ?", [(i,) for i in delivery_ids])
 
 
+def read_only_error(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused a write because the file (or its directory) is read-only."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_READONLY) or "readonly" in str(exc)
+
+
+class DatabaseUnusable(Exception):
+    """The database file must not be served (`Database.check_usable`); the message is one line for the CLI."""
+
+
 class Database:
     """One SQLite connection with its transactions, group commit, checkpoints, ownership lock and read caches.
 
@@ -681,6 +695,37 @@ class Database:
             if row[8] is not None:  # a delivery not attempted yet joins one row of NULLs
                 pages[-1][1].append(tuple(row[8:]))
         return pages
+
+    def check_usable(self) -> None:
+        """Prove at start-up that the file can be served: intact (`PRAGMA quick_check`) and writable.
+
+        A damaged file opened fine and every request then failed with a plain-text 500 (issue 16, item 10); a
+        read-only one opened fine too, since SQLite silently falls back to reading, and every write failed
+        (item 11). A write is tried, then rolled back: nothing else tells a read-only file apart.
+
+        Raises:
+            DatabaseUnusable: the file is damaged or read-only; its message is the one line to show.
+        """
+        if not self.path:
+            return
+        with self._lock:
+            try:
+                problems = [str(row[0]) for row in self._conn.execute("PRAGMA quick_check").fetchall()]
+            except sqlite3.DatabaseError as exc:
+                problems = [str(exc)]
+            if problems != ["ok"]:
+                raise DatabaseUnusable(f"the database {self.path} is damaged (quick_check: {problems[0]})")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute("CREATE TABLE _write_probe (x)")
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+            except sqlite3.OperationalError as exc:
+                if read_only_error(exc):
+                    raise DatabaseUnusable(f"the database {self.path} is read-only") from None
+                raise DatabaseUnusable(f"the database {self.path} cannot be written: {exc}") from None
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database file (clean shutdown; committed data is safe without it)."""
