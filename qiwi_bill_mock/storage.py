@@ -714,7 +714,11 @@ class Database:
             except sqlite3.DatabaseError as exc:
                 problems = [str(exc)]
             if problems != ["ok"]:
-                raise DatabaseUnusable(f"the database {self.path} is damaged (quick_check: {problems[0]})")
+                # One line: quick_check's first row may itself hold many lines, under a "*** in database" title.
+                lines = [line.strip() for row in problems for line in row.splitlines()]
+                found = [line for line in lines if line and not line.startswith("***")] or ["unknown damage"]
+                more = f" and {len(found) - 1} more problems" if len(found) > 1 else ""
+                raise DatabaseUnusable(f"the database {self.path} is damaged (quick_check: {found[0]}{more})")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
