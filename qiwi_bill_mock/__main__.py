@@ -330,13 +330,30 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if settings.db_path:
         # Open the database once here: an unwritable path is a one-line error, not a traceback per worker.
-        from qiwi_bill_mock.storage import Database
+        from qiwi_bill_mock.storage import Database, DatabaseUnusable, read_only_error
 
+        # Status 2 and one line for a file that must not be served: unopenable, damaged or read-only (issue 16,
+        # items 10-11). A read-only file fails here if the schema needs writing, else in check_usable.
         try:
-            Database(settings.db_path, owner=settings.db_owner).close()
+            database = Database(settings.db_path, owner=settings.db_owner)
+            try:
+                database.check_usable()
+            finally:
+                database.close()
+        except DatabaseUnusable as exc:
+            problem = str(exc)
         except sqlite3.Error as exc:
+            problem = (
+                f"the database {settings.db_path} is read-only"
+                if read_only_error(exc)
+                else f"cannot open the database {settings.db_path}: {exc}"
+            )
+        else:
+            problem = ""
+        if problem:
             sock.close()
-            raise SystemExit(f"qiwi-bill-mock: cannot open the database {settings.db_path}: {exc}") from None
+            _say(f"qiwi-bill-mock: {problem}", stream=sys.stderr)
+            raise SystemExit(2)
 
     _say(f"qiwi-bill-mock listening on {base_url}")
     if demo is not None:

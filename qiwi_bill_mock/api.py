@@ -65,6 +65,23 @@ class JsonAnswer:
         await send({"type": "http.response.body", "body": self.body})
 
 
+NOTIFICATIONS_PAGE = 1000  # deliveries per page of GET /_mock/notifications, the default and the most
+
+
+def _page_number(query: dict[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    """An integer query parameter of a paginated control, `default` when absent.
+
+    Raises:
+        InvalidValues: not a decimal integer between `low` and `high`.
+    """
+    text = query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise InvalidValues({name: [f"must be an integer between {low} and {high}"]})
+    return int(text)
+
+
 def _json(body: Any, status_code: int = 200) -> JsonAnswer:
     return JsonAnswer(dumps(body), status_code)
 
@@ -253,7 +270,9 @@ class Handlers:
     # -- /_mock/ controls (not part of QIWI's API) ----------------------------------------------
 
     async def health(self, _call: Call) -> JsonAnswer:
-        return _json({"status": "ok", "dateTime": format_timestamp(self.service.now_us())})
+        # storageFailures: this process's failed storage operations since start (a full disk shows here).
+        now = format_timestamp(self.service.now_us())
+        return _json({"status": "ok", "dateTime": now, "storageFailures": self.service.failures.count})
 
     async def pay(self, call: Call) -> JsonAnswer:
         merchant = self._merchant(call)
@@ -276,7 +295,8 @@ class Handlers:
         if not ok or not 0 <= seconds <= 100 * 366 * 86400:  # type: ignore[operator]
             raise InvalidValues({"seconds": ["must be a number between 0 and 3162240000"]})
         now = self.service.advance_clock(float(seconds), site_id=merchant.site_id)  # type: ignore[arg-type]
-        self.service.sweep_expired()
+        # In chunks that yield to the loop: an advance past 50k WAITING bills must not freeze the server.
+        await self.service.sweep_expired_in_chunks()
         self.ctx.notifier.wake()
         return _json({"now": format_timestamp(to_micros(now))})
 
@@ -284,7 +304,12 @@ class Handlers:
         merchant = self._merchant(call)
         query = dict(parse_qsl(call.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         bill_id = query.get("billId")
-        return _json({"deliveries": self.service.list_deliveries(merchant.site_id, bill_id)})
+        limit = _page_number(query, "limit", NOTIFICATIONS_PAGE, low=1, high=NOTIFICATIONS_PAGE)
+        after = _page_number(query, "after", 0, low=0, high=2**63 - 1)
+        deliveries = self.service.list_deliveries(merchant.site_id, bill_id, after=after, limit=limit)
+        # A full page may have more behind it: `after=nextAfter` reads the next one (null: this was the last).
+        next_after = deliveries[-1]["id"] if len(deliveries) == limit else None
+        return _json({"deliveries": deliveries, "limit": limit, "nextAfter": next_after})
 
     async def reset(self, call: Call) -> JsonAnswer:
         merchant = self._merchant(call)

@@ -41,6 +41,7 @@ from qiwi_bill_mock.accesslog import log_access
 from qiwi_bill_mock.api import BadParam, Call, ClientGone, ConnectionDropped, Handlers, JsonAnswer
 from qiwi_bill_mock.context import TRACE_SCOPE_KEY, MockContext, RequestRecord
 from qiwi_bill_mock.errors import MockError, render_error
+from qiwi_bill_mock.failures import is_storage_failure
 from qiwi_bill_mock.pages import page_routes
 from qiwi_bill_mock.settings import Settings
 
@@ -121,9 +122,12 @@ async def _sweep(ctx: MockContext) -> None:
     while True:
         await asyncio.sleep(ctx.settings.sweep_interval)
         try:
-            ctx.service.sweep_expired()
-        except Exception:  # a locked database must not stop the sweeper
-            logger.exception("expiry sweep failed")
+            await ctx.service.sweep_expired_in_chunks()
+        except Exception as exc:  # a locked database must not stop the sweeper
+            if is_storage_failure(exc):
+                ctx.service.failures.record("the expiry sweep", exc)
+            else:
+                logger.exception("expiry sweep failed")
 
 
 class MockApp:
@@ -236,10 +240,13 @@ class MockApp:
         except ConnectionDropped:
             status = 0
             raise
-        except Exception:
+        except Exception as exc:
             if status:
                 raise
-            logger.exception("unhandled error (traceId %s)", trace_id)
+            if is_storage_failure(exc):  # a full disk: one line per failure, rate-limited, no traceback flood
+                ctx.service.failures.record(f"{scope['method']} {scope['path'][:100]} (traceId {trace_id})", exc)
+            else:
+                logger.exception("unhandled error (traceId %s)", trace_id)
             error_code = await self._send_error(MockError(errors.INTERNAL), trace, trace_id, call, send)
             status = 500
         finally:
@@ -275,10 +282,15 @@ class MockApp:
         self, error: MockError, trace: tuple[bytes, bytes], trace_id: str, call: Call | None, send: Send
     ) -> str:
         settings = self._ctx.settings
+        service = self._ctx.service
+        try:
+            now_us = service.now_us(call.site_id if call is not None else None)
+        except Exception:  # a broken store (its clock offset) must not turn QIWI's 500 into a plain-text one
+            now_us = service.clock_us()
         rendered = render_error(
             error,
             trace_id=None if "no_trace_id" in settings.broken else trace_id,
-            now_us=self._ctx.service.now_us(call.site_id if call is not None else None),
+            now_us=now_us,
             empty_unauthorized=settings.unauthorized_body == "empty",
         )
         headers = [*rendered.headers, trace]

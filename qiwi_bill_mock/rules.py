@@ -10,6 +10,7 @@ cannot express or that the pages and the service need as values. Money and dates
 | a JSON-number amount is rounded down to 2 decimals | `round_json_amount` |
 | accepted currencies | `DEFAULT_CURRENCIES` (`Settings.accepted_currencies`) |
 | comment, customFields values at most 255 characters | `TEXT_MAX` |
+| the mock's own bounds: customFields names and count, customer.email | `FIELD_NAME_MAX`, `FIELDS_MAX`, `EMAIL_MAX` |
 | expiration in the future, and renderable in Moscow time | `expiration_problem`, `LATEST_EXPIRATION` |
 | pay sources | `PAY_SOURCES` (`qiwi_bill`) |
 | status transitions | `FINAL_STATUSES`, `transition` |
@@ -28,6 +29,9 @@ from qiwi_bill_mock.models import Bill, BillDraft, to_micros
 __all__ = [
     "CENT",
     "DEFAULT_CURRENCIES",
+    "EMAIL_MAX",
+    "FIELDS_MAX",
+    "FIELD_NAME_MAX",
     "FINAL_STATUSES",
     "LATEST_EXPIRATION",
     "MAX_AMOUNT",
@@ -52,6 +56,15 @@ DEFAULT_CURRENCIES = frozenset({"RUB", "KZT"})
 
 #: `comment` and every `customFields` value: `String(255)` [doc].
 TEXT_MAX = 255
+
+# The mock's own bounds (issue 16): QIWI documents none for these [inf], but without one a single create could
+# make every later read, page and notification of the bill as large as the 1 MiB body limit allows.
+#: Characters in a `customFields` name: as many as a value may have.
+FIELD_NAME_MAX = TEXT_MAX
+#: `customFields` members of one bill: the documented keys (themeCode, paySourcesFilter, ...) are a handful.
+FIELDS_MAX = 64
+#: Characters in `customer.email`: the longest address SMTP can carry (RFC 5321 §4.5.3.1.3, 256-octet path).
+EMAIL_MAX = 254
 
 #: The latest `expirationDateTime` accepted: the last instant that still has a Moscow wall-clock time (UTC+3)
 #: before year 10000. A later instant cannot be shown in Moscow time (Python's datetime ends at 9999-12-31), so
@@ -110,8 +123,17 @@ def check_draft(draft: BillDraft, *, now_us: int, currencies: frozenset[str]) ->
     if draft.comment is not None and len(draft.comment) > TEXT_MAX:
         cause["comment"] = [f"size must be between 0 and {TEXT_MAX}"]
     for key, value in draft.custom_fields.items():
-        if len(value) > TEXT_MAX:
+        if len(key) > FIELD_NAME_MAX:
+            # The name itself is too long to serve as the cause's key.
+            cause.setdefault("customFields", []).append(f"field names must be at most {FIELD_NAME_MAX} characters")
+        elif len(value) > TEXT_MAX:
             cause[f"customFields.{key}"] = [f"size must be between 0 and {TEXT_MAX}"]
+    if len(draft.custom_fields) > FIELDS_MAX:
+        cause.setdefault("customFields", []).append(f"at most {FIELDS_MAX} fields")
+    if len(draft.customer.get("email") or "") > EMAIL_MAX:
+        cause["customer.email"] = [f"size must be between 0 and {EMAIL_MAX}"]
+    if "customFields" in cause:
+        cause["customFields"] = sorted(set(cause["customFields"]))
     if cause:
         raise InvalidValues(cause)
 

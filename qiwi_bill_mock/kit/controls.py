@@ -207,8 +207,15 @@ def _health_plan() -> Plan[dict[str, Any]]:
 
 
 def _deliveries_plan(bill_id: str | None) -> Plan[list[Delivery]]:
-    response = yield _Call("GET", "/_mock/notifications", params=None if bill_id is None else {"billId": bill_id})
-    return [Delivery.from_dict(item) for item in _ok(response).json()["deliveries"]]
+    # The journal is paginated (`limit`, `after`); follow `nextAfter` until the last page.
+    deliveries: list[Delivery] = []
+    params: dict[str, str] = {} if bill_id is None else {"billId": bill_id}
+    while True:
+        body = _ok((yield _Call("GET", "/_mock/notifications", params=params or None))).json()
+        deliveries += [Delivery.from_dict(item) for item in body["deliveries"]]
+        if body.get("nextAfter") is None:
+            return deliveries
+        params = {**params, "after": str(body["nextAfter"])}
 
 
 def _wait_plan(bill_id: str, status: str | None, state: str | None, timeout: float) -> Plan[Delivery]:

@@ -453,7 +453,8 @@ async def test_controls_pay_expire_clock_notifications_reset(client: httpx.Async
     for bad in ({}, {"seconds": -1}, {"seconds": "1"}, {"seconds": True}):
         assert_error(await client.post("/_mock/clock/advance", json=bad, headers=AUTH), 400, "validation.error")
     listed = await client.get("/_mock/notifications", headers=AUTH)
-    assert listed.json() == {"deliveries": []}  # no notify URL configured for this merchant
+    # No notify URL is configured for this merchant: one empty page, the last.
+    assert listed.json() == {"deliveries": [], "limit": 1000, "nextAfter": None}
     assert (await client.post("/_mock/reset", headers=AUTH)).json() == {"status": "reset"}
     assert (await client.get(f"{BILLS}/b1", headers=AUTH)).status_code == 404
 

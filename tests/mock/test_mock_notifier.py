@@ -105,7 +105,7 @@ async def test_retries_follow_the_mock_clock(clock: FakeClock) -> None:
         assert delivery["state"] == "delivered"
         assert [a["statusCode"] for a in delivery["attempts"]] == [500, 404, 201, 200]
         filtered = (await client.get("/_mock/notifications?billId=other", headers=AUTH)).json()
-        assert filtered == {"deliveries": []}
+        assert filtered == {"deliveries": [], "limit": 1000, "nextAfter": None}  # one page, the last
     await notifier.stop()
 
 
@@ -256,3 +256,31 @@ async def test_two_workers_never_send_one_attempt_twice(tmp_path: Path, clock: F
     assert workers[1].state.ctx.store.next_delivery_due() is None
     for w in workers:
         await w.state.ctx.notifier.stop()
+
+
+async def test_the_journal_is_paginated_by_limit_and_after() -> None:
+    """Issue 16, item 7: `GET /_mock/notifications` pages (`limit`, `after` = the last id seen, `nextAfter`)."""
+    app = create_app(make_settings(notify_url=NOTIFY_URL))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mock.test") as client:
+        for n in range(5):
+            assert (await client.put(f"{BILLS}/p{n}", json=bill_body(), headers=AUTH)).status_code == 200
+            assert (await client.post(f"/_mock/bills/p{n}/pay", headers=AUTH)).status_code == 200
+        seen: list[str] = []
+        after: int | None = 0
+        pages = 0
+        while after is not None:
+            body = (await client.get("/_mock/notifications", params={"limit": 2, "after": after}, headers=AUTH)).json()
+            assert body["limit"] == 2
+            assert len(body["deliveries"]) <= 2
+            seen += [d["billId"] for d in body["deliveries"]]
+            after = body["nextAfter"]
+            pages += 1
+        assert seen == [f"p{n}" for n in range(5)]
+        assert pages == 3
+        everything = (await client.get("/_mock/notifications", headers=AUTH)).json()
+        assert [d["billId"] for d in everything["deliveries"]] == seen
+        assert everything["nextAfter"] is None
+        for bad in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"after": "-1"}):
+            refused = await client.get("/_mock/notifications", params=bad, headers=AUTH)
+            assert refused.status_code == 400
+            assert refused.json()["errorCode"] == "validation.error"

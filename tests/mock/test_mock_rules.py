@@ -125,6 +125,29 @@ def test_a_draft_collects_every_problem() -> None:
     }
 
 
+async def test_the_mocks_own_bounds_on_custom_fields_and_email(client: httpx.AsyncClient) -> None:
+    """Issue 16: names of at most 255 characters, at most 64 fields, an e-mail of at most 254: each is a 400
+    validation.error with its cause, and exactly the limit is accepted."""
+    at_limit = {
+        **bill_body(),
+        "customer": {"email": "e" * (rules.EMAIL_MAX - 6) + "@a.org"},
+        "customFields": {("n" * (rules.FIELD_NAME_MAX - 2)) + f"{n:02d}": "v" for n in range(rules.FIELDS_MAX)},
+    }
+    assert (await client.put(f"{BILLS}/bounds-ok", json=at_limit, headers=AUTH)).status_code == 200
+    over = [
+        ({"customFields": {"n" * (rules.FIELD_NAME_MAX + 1): "v"}}, "customFields", "field names must be at most 255"),
+        ({"customFields": {f"k{n}": "v" for n in range(rules.FIELDS_MAX + 1)}}, "customFields", "at most 64 fields"),
+        ({"customer": {"email": "e" * rules.EMAIL_MAX + "@a.org"}}, "customer.email", "between 0 and 254"),
+    ]
+    for n, (extra, field, message) in enumerate(over):
+        refused = await client.put(f"{BILLS}/bounds-{n}", json={**bill_body(), **extra}, headers=AUTH)
+        assert refused.status_code == 400, refused.text
+        body = refused.json()
+        assert body["errorCode"] == "validation.error"
+        assert any(message in text for text in body["cause"][field]), body["cause"]
+        assert (await client.get(f"{BILLS}/bounds-{n}", headers=AUTH)).status_code == 404  # nothing stored
+
+
 # -- JSON null = absent (issue 13) -----------------------------------------------------------------
 
 

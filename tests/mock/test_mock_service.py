@@ -532,6 +532,30 @@ def test_notification_retries_follow_their_merchants_clock(clock: FakeClock) -> 
     assert store.next_delivery_due() == clock() + timedelta(seconds=600)
 
 
+def test_deliveries_are_claimed_round_robin_within_each_merchants_share(clock: FakeClock) -> None:
+    """Issue 16, item 2: A's backlog never takes every slot; B's one delivery is claimed in the first round."""
+    from mock_helpers import OTHER_SECRET, SECRET
+
+    from qiwi_bill_mock import Merchant, Settings
+
+    merchants = (
+        Merchant(site_id=SITE, secret_key=SECRET, public_key="pk-main", notify_url="http://a.test/n"),
+        Merchant(site_id=OTHER_SITE, secret_key=OTHER_SECRET, public_key="pk-other", notify_url="http://b.test/n"),
+    )
+    store = Store(Settings(merchants=merchants), clock=clock)
+    for n in range(10):
+        store.create_bill(SITE, f"a{n}", draft(clock))
+        store.pay_bill(SITE, f"a{n}")
+    store.create_bill(OTHER_SITE, "b0", draft(clock))
+    store.pay_bill(OTHER_SITE, "b0")  # queued last, due last
+    first = store.claim_due_deliveries(limit=3, per_site=4)
+    assert [(d.site_id, d.bill_id) for d in first] == [(SITE, "a0"), (OTHER_SITE, "b0"), (SITE, "a1")]
+    # Two of A's are in flight: A may have two more, however many are due and however many slots are free.
+    more = store.claim_due_deliveries(limit=8, per_site=4, busy={SITE: 2})
+    assert [d.bill_id for d in more] == ["a2", "a3"]
+    assert store.claim_due_deliveries(limit=8, per_site=4, busy={SITE: 4}) == []
+
+
 # The schema of the mock before issue 12 (814b20f): a file it wrote must open, read and write here.
 _OLD_SCHEMA = """
 CREATE TABLE bills (site_id TEXT NOT NULL, bill_id TEXT NOT NULL, invoice_uid TEXT NOT NULL UNIQUE,

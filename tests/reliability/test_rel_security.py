@@ -2,7 +2,7 @@
 
 - Every API operation and every `/_mock/` control answers 401 without the right key, before it looks at the bill,
   the body or the id, with the same body for known and unknown bills (no existence oracle). `/_mock/health` is the
-  one route without a key: it says only that the mock is up and what its clock reads.
+  one route without a key: it says only that the mock is up, what its clock reads, how many storage writes failed.
 - One merchant's key never reads, pays, rejects, expires or refunds another merchant's bill: 404, as for a bill
   that does not exist, and the other merchant's bill is untouched.
 - The secret keys never appear in anything the processes print or log, in any response, page, notification, repr
@@ -123,7 +123,9 @@ def test_every_route_answers_401_without_the_right_key(scale: str, secure_mock: 
     assert after == before, "an unauthorized request changed the bill"
     # The one keyless route says nothing about anyone's data.
     assert health.status_code == 200
-    assert set(health.json()) == {"status", "dateTime"}
+    # Issue 16 item 12 added a count of storage failures: a number, no merchant data.
+    assert set(health.json()) == {"status", "dateTime", "storageFailures"}
+    assert type(health.json()["storageFailures"]) is int
 
 
 def test_one_merchant_never_touches_another_merchants_bill(scale: str, secure_mock: MockProcess, row: Row) -> None:
