@@ -32,16 +32,24 @@ from qiwi_bill_mock.wire import dumps, format_timestamp
 
 __all__ = [
     "ALREADY_EXISTS",
+    "BAD_HOST",
     "CONVERSION_FAILED",
+    "HEAD_TOO_LARGE",
     "INTERNAL",
     "INVOICE_NOT_FOUND",
+    "MALFORMED",
     "METHOD_NOT_SUPPORTED",
+    "MISSING_HOST",
     "REFUND_ALREADY_EXISTS",
     "REFUND_INCORRECT_AMOUNT",
     "REFUND_NOT_FOUND",
+    "REQUEST_TIMEOUT",
     "SERVICE_NAME",
     "SERVICE_UNAVAILABLE",
+    "TOO_MANY_CONNECTIONS",
     "TOO_MANY_REQUESTS",
+    "TWO_AUTHORIZATIONS",
+    "TWO_HOSTS",
     "UNAUTHORIZED",
     "UNSUPPORTED_MEDIA_TYPE",
     "URL_NOT_FOUND",
@@ -97,6 +105,21 @@ SERVICE_UNAVAILABLE = ErrorKind(
     503, "internal.invoicing.core.error", "Service temporarily unavailable", "Service temporarily unavailable"
 )
 INTERNAL = ErrorKind(500, "internal.invoicing.error", "Internal error", "Internal error")
+
+# The HTTP server's refusals (`protocol.py`), the mock's own ([inf]): behind QIWI's nginx these requests never
+# reached the API.
+MALFORMED = ErrorKind(400, "http.request.malformed", "Malformed HTTP request", "Bad request")
+MISSING_HOST = ErrorKind(400, "http.request.malformed", "An HTTP/1.1 request needs a Host header", "Bad request")
+TWO_HOSTS = ErrorKind(400, "http.request.malformed", "More than one Host header", "Bad request")
+BAD_HOST = ErrorKind(400, "http.request.malformed", "Invalid Host header", "Bad request")
+TWO_AUTHORIZATIONS = ErrorKind(400, "http.request.malformed", "More than one Authorization header", "Bad request")
+HEAD_TOO_LARGE = ErrorKind(
+    431, "http.request.header.too.large", "Request header fields too large", "Request header fields too large"
+)
+REQUEST_TIMEOUT = ErrorKind(408, "http.request.timeout", "Request timeout", "Request timeout")
+TOO_MANY_CONNECTIONS = ErrorKind(
+    503, SERVICE_UNAVAILABLE.code, "Too many connections", SERVICE_UNAVAILABLE.user_message
+)
 
 
 class MockError(Exception):

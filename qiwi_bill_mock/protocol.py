@@ -50,7 +50,18 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from qiwi_bill_mock.errors import SERVICE_UNAVAILABLE, ErrorKind, error_body
+from qiwi_bill_mock.errors import (
+    BAD_HOST,
+    HEAD_TOO_LARGE,
+    MALFORMED,
+    MISSING_HOST,
+    REQUEST_TIMEOUT,
+    TOO_MANY_CONNECTIONS,
+    TWO_AUTHORIZATIONS,
+    TWO_HOSTS,
+    ErrorKind,
+    error_body,
+)
 from qiwi_bill_mock.wire import dumps, to_micros
 
 __all__ = [
@@ -73,20 +84,6 @@ __all__ = [
 MAX_HEAD_BYTES = 32 * 1024
 #: Header fields per request.
 MAX_HEADERS = 100
-
-# The kinds below are the mock's own ([inf]): behind QIWI's nginx these requests never reached the API.
-MALFORMED = ErrorKind(400, "http.request.malformed", "Malformed HTTP request", "Bad request")
-MISSING_HOST = ErrorKind(400, "http.request.malformed", "An HTTP/1.1 request needs a Host header", "Bad request")
-TWO_HOSTS = ErrorKind(400, "http.request.malformed", "More than one Host header", "Bad request")
-BAD_HOST = ErrorKind(400, "http.request.malformed", "Invalid Host header", "Bad request")
-TWO_AUTHORIZATIONS = ErrorKind(400, "http.request.malformed", "More than one Authorization header", "Bad request")
-HEAD_TOO_LARGE = ErrorKind(
-    431, "http.request.header.too.large", "Request header fields too large", "Request header fields too large"
-)
-REQUEST_TIMEOUT = ErrorKind(408, "http.request.timeout", "Request timeout", "Request timeout")
-TOO_MANY_CONNECTIONS = ErrorKind(
-    503, SERVICE_UNAVAILABLE.code, "Too many connections", SERVICE_UNAVAILABLE.user_message
-)
 
 # RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]; an IP literal in brackets or a reg-name (which
 # may be empty). Anything else (spaces, "/", "@", "?") is an invalid Host: 400. The mock builds payUrl from it.
