@@ -100,11 +100,13 @@ def read_only(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     db.chmod(0o644)
 
 
-def test_read_only_database_is_refused_at_start(read_only: Path, row: Row) -> None:
+def test_read_only_database_is_refused_at_start(scale: str, read_only: Path, row: Row) -> None:
     """SQLite opens an unwritable file read-only without a word: start-up proves writability and refuses."""
-    result = _start(read_only)
-    row.requests = row.faults = 1
-    _assert_refused(result, "is read-only")
+    starts = 1 if scale == "quick" else 5  # the full size starts it again: every start refuses, none writes
+    for _ in range(starts):
+        result = _start(read_only)
+        _assert_refused(result, "is read-only")
+    row.requests = row.faults = starts
 
 
 # -- in process: the 500 path and failing writes --------------------------------------------------------------
@@ -127,7 +129,7 @@ class _BrokenConnection:
     executemany = execute
 
 
-async def test_the_500_body_is_qiwis_even_when_the_store_is_broken(tmp_path: Path, row: Row) -> None:
+async def test_the_500_body_is_qiwis_even_when_the_store_is_broken(scale: str, tmp_path: Path, row: Row) -> None:
     """With every statement failing, an API read answers 500 with QIWI's JSON error body (the error path reads
     nothing from the store), and `/_mock/health` still answers."""
     import httpx
@@ -140,7 +142,8 @@ async def test_the_500_body_is_qiwis_even_when_the_store_is_broken(tmp_path: Pat
         database = app.state.ctx.service.database
         database._conn = database._tables._conn = _BrokenConnection()
         database._versions.clear()  # no answer from a cache either
-        answers = [await client.get(f"{API}/b{n}", headers=AUTH_A) for n in range(1, 4)]
+        reads = 3 if scale == "quick" else 300
+        answers = [await client.get(f"{API}/b{n}", headers=AUTH_A) for n in range(1, reads + 1)]
         answers.append(await client.put(f"{API}/b9", json=_bill(), headers=AUTH_A))
         health = await client.get("/_mock/health")
     row.requests = len(answers) + 1
