@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import define
+from attrs import Factory, define, evolve, field
 
 from qiwi_bill_mock.wire import dumps, format_timestamp
 
@@ -75,51 +75,46 @@ SERVICE_NAME = "invoicing-api"
 
 @define(frozen=True)
 class ErrorKind:
-    """One entry of the error catalogue: HTTP status, `errorCode`, `description`, `userMessage`."""
+    """One entry of the error catalogue: HTTP status, `errorCode`, `description`, `userMessage` (by default the
+    description: QIWI's samples repeat it, e.g. "Invoice not found" twice in the Node SDK's live tests)."""
 
     status: int
     code: str
     description: str
-    user_message: str
+    user_message: str = field(default=Factory(lambda kind: kind.description, takes_self=True))
+
+    def detailed(self, description: str) -> ErrorKind:
+        """The same status, code and `userMessage` with another description (which rule the request broke)."""
+        return evolve(self, description=description)
 
 
 # [doc] sample; userMessage empty as in the reference document's sample. Status [code].
 UNAUTHORIZED = ErrorKind(401, "auth.unauthorized", "Неверные аутентификационные данные", "")
 # [code] Node SDK live tests; the 404 status is [inf].
-INVOICE_NOT_FOUND = ErrorKind(404, "api.invoice.not.found", "Invoice not found", "Invoice not found")
-REFUND_NOT_FOUND = ErrorKind(404, "api.refund.not.found", "Refund not found", "Refund not found")  # [inf]
-VALIDATION = ErrorKind(400, "validation.error", "Validation error", "Validation error")  # [inf] successor, v3
-CONVERSION_FAILED = ErrorKind(400, "http.message.conversion.failed", "Bad request", "Bad request")  # [doc] P2P
-REFUND_INCORRECT_AMOUNT = ErrorKind(
-    400, "refund.incorrect.amount", "Неверная сумма возврата", "Неверная сумма возврата"
-)  # [doc] code and text; status [inf]
-ALREADY_EXISTS = ErrorKind(409, "api.invoice.already.exists", "Invoice already exists", "Invoice already exists")
-REFUND_ALREADY_EXISTS = ErrorKind(409, "api.refund.already.exists", "Refund already exists", "Refund already exists")
-UNSUPPORTED_MEDIA_TYPE = ErrorKind(
-    415, "http.media.type.not.supported", "Unsupported media type", "Unsupported media type"
-)
-URL_NOT_FOUND = ErrorKind(404, "http.url.not.found", "Not found", "Not found")
-METHOD_NOT_SUPPORTED = ErrorKind(405, "http.method.not.supported", "Method not supported", "Method not supported")
-TOO_MANY_REQUESTS = ErrorKind(429, "http.too.many.requests", "Too many requests", "Too many requests")
-SERVICE_UNAVAILABLE = ErrorKind(
-    503, "internal.invoicing.core.error", "Service temporarily unavailable", "Service temporarily unavailable"
-)
-INTERNAL = ErrorKind(500, "internal.invoicing.error", "Internal error", "Internal error")
+INVOICE_NOT_FOUND = ErrorKind(404, "api.invoice.not.found", "Invoice not found")
+REFUND_NOT_FOUND = ErrorKind(404, "api.refund.not.found", "Refund not found")  # [inf]
+VALIDATION = ErrorKind(400, "validation.error", "Validation error")  # [inf] successor, v3
+CONVERSION_FAILED = ErrorKind(400, "http.message.conversion.failed", "Bad request")  # [doc] P2P
+REFUND_INCORRECT_AMOUNT = ErrorKind(400, "refund.incorrect.amount", "Неверная сумма возврата")  # [doc]; status [inf]
+ALREADY_EXISTS = ErrorKind(409, "api.invoice.already.exists", "Invoice already exists")
+REFUND_ALREADY_EXISTS = ErrorKind(409, "api.refund.already.exists", "Refund already exists")
+UNSUPPORTED_MEDIA_TYPE = ErrorKind(415, "http.media.type.not.supported", "Unsupported media type")
+URL_NOT_FOUND = ErrorKind(404, "http.url.not.found", "Not found")
+METHOD_NOT_SUPPORTED = ErrorKind(405, "http.method.not.supported", "Method not supported")
+TOO_MANY_REQUESTS = ErrorKind(429, "http.too.many.requests", "Too many requests")
+SERVICE_UNAVAILABLE = ErrorKind(503, "internal.invoicing.core.error", "Service temporarily unavailable")
+INTERNAL = ErrorKind(500, "internal.invoicing.error", "Internal error")
 
 # The HTTP server's refusals (`protocol.py`), the mock's own ([inf]): behind QIWI's nginx these requests never
-# reached the API.
+# reached the API. One code each, the description saying which rule the request broke.
 MALFORMED = ErrorKind(400, "http.request.malformed", "Malformed HTTP request", "Bad request")
-MISSING_HOST = ErrorKind(400, "http.request.malformed", "An HTTP/1.1 request needs a Host header", "Bad request")
-TWO_HOSTS = ErrorKind(400, "http.request.malformed", "More than one Host header", "Bad request")
-BAD_HOST = ErrorKind(400, "http.request.malformed", "Invalid Host header", "Bad request")
-TWO_AUTHORIZATIONS = ErrorKind(400, "http.request.malformed", "More than one Authorization header", "Bad request")
-HEAD_TOO_LARGE = ErrorKind(
-    431, "http.request.header.too.large", "Request header fields too large", "Request header fields too large"
-)
-REQUEST_TIMEOUT = ErrorKind(408, "http.request.timeout", "Request timeout", "Request timeout")
-TOO_MANY_CONNECTIONS = ErrorKind(
-    503, SERVICE_UNAVAILABLE.code, "Too many connections", SERVICE_UNAVAILABLE.user_message
-)
+MISSING_HOST = MALFORMED.detailed("An HTTP/1.1 request needs a Host header")
+TWO_HOSTS = MALFORMED.detailed("More than one Host header")
+BAD_HOST = MALFORMED.detailed("Invalid Host header")
+TWO_AUTHORIZATIONS = MALFORMED.detailed("More than one Authorization header")
+HEAD_TOO_LARGE = ErrorKind(431, "http.request.header.too.large", "Request header fields too large")
+REQUEST_TIMEOUT = ErrorKind(408, "http.request.timeout", "Request timeout")
+TOO_MANY_CONNECTIONS = SERVICE_UNAVAILABLE.detailed("Too many connections")
 
 
 class MockError(Exception):

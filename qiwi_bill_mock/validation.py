@@ -183,25 +183,28 @@ def _field(path: list[str | int]) -> str:
     return ".".join(str(part) for part in path) or "body"
 
 
+#: The `cause` message of each failed schema keyword. QIWI documents only the shape of `cause` (field -> messages,
+#: qiwi-api-semantics.md); the wording is the mock's own [inf], in Java bean validation's style ("size must be between
+#: 0 and 255"). `{limit}`, `{pattern}` and `{format}` come from the keyword's detail.
+_MESSAGES = {
+    "required": "must not be null",
+    "maxLength": "size must be between 0 and {limit}",
+    "minLength": "size must be at least {limit}",
+    "minimum": "must be greater than or equal to {limit}",
+    "maximum": "must be less than or equal to {limit}",
+    "pattern": 'must match "{pattern}"',
+    "format": "must be a valid {format} (ISO 8601 with an offset)",
+}
+
+
 def _message(kind: Any) -> str:
-    name = kind.name
+    template = _MESSAGES.get(kind.name)
+    if template is None:
+        return f"invalid value ({kind.name})"
     detail = kind.as_dict()
-    limit = detail.get("limit")
-    if name == "required":
-        return "must not be null"
-    if name == "maxLength":
-        return f"size must be between 0 and {limit}"
-    if name == "minLength":
-        return f"size must be at least {limit}"
-    if name == "minimum":
-        return f"must be greater than or equal to {limit}"
-    if name == "maximum":
-        return f"must be less than or equal to {limit}"
-    if name == "pattern":
-        return f'must match "{detail.get("pattern", "")}"'
-    if name == "format":
-        return f"must be a valid {detail.get('format', 'value')} (ISO 8601 with an offset)"
-    return f"invalid value ({name})"
+    return template.format(
+        limit=detail.get("limit"), pattern=detail.get("pattern", ""), format=detail.get("format", "value")
+    )
 
 
 def leaf_errors(errors: list[Any]) -> list[Any]:
