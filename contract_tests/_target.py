@@ -55,11 +55,11 @@ MOCK_SECOND_MERCHANT = {
 }
 
 
-def in_process_transport(app: Any) -> MockTransport:
-    """The testing kit's sync-and-async transport over an in-process mock app, without its lifespan:
-    schemathesis starts the app's lifespan itself when it first calls the app, and tests that need the notifier
-    drain it on the transport's own loop (``transport.runner.call(...)``)."""
-    return MockTransport(app, lifespan=False)
+def in_process_transport(app: Any, *, lifespan: bool = False) -> MockTransport:
+    """The testing kit's sync-and-async transport over an in-process mock app, by default without its lifespan:
+    schemathesis starts the app's lifespan itself when it first calls the app. ``lifespan=True`` for a target
+    that nothing else drives, whose notifier and expiry sweeper must run as in a user's test."""
+    return MockTransport(app, lifespan=lifespan)
 
 
 def env_flag(name: str) -> bool:
@@ -99,6 +99,7 @@ class Target:
         destructive: Whether arbitrary creates and refunds are allowed.
         id_prefix: Prefix of every id the suite creates on this target.
         secret_key_2: Another merchant's secret key on the same server (``QIWI_SECRET_KEY_2``), or ``None``.
+        lifespan: For an in-process app: its transports run the app's lifespan (notifier, sweeper) themselves.
     """
 
     name: str
@@ -110,6 +111,7 @@ class Target:
     destructive: bool = True
     id_prefix: str = field(default_factory=lambda: f"ct-{secrets.token_hex(4)}-")
     secret_key_2: str | None = field(default=None, repr=False)
+    lifespan: bool = False
 
     @property
     def mode(self) -> str:
@@ -138,7 +140,8 @@ class Target:
     def http(self) -> httpx.Client:
         """A synchronous httpx client for this target (through :func:`in_process_transport` for in-process apps)."""
         if self.app is not None:
-            return httpx.Client(transport=in_process_transport(self.app), base_url=self.base_url)
+            transport = in_process_transport(self.app, lifespan=self.lifespan)
+            return httpx.Client(transport=transport, base_url=self.base_url)
         return httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(10.0, connect=5.0))
 
     def controls(self) -> MockControls:

@@ -241,17 +241,17 @@ def _start_lapse(ctx: schemathesis.CheckContext, case: AnyCase, authorization: s
     """Create a bill that expires in :data:`LAPSE` seconds; a later check reads it (:func:`_lapsed_problems`).
 
     A read after ``expirationDateTime`` must say ``EXPIRED`` whether or not a sweep ran (DESIGN.md, Decisions:
-    moving to EXPIRED "when read or swept"). The server's clock is measured from the create's answer, so a server
-    whose clock differs from ours is read when *its* clock has passed the expiry.
+    moving to EXPIRED "when read or swept"), and the identical create retried then must answer that stored bill,
+    not refuse the expiry that has passed since. The server's clock is measured from the create's answer, so a
+    server whose clock differs from ours is read when *its* clock has passed the expiry.
     """
     sent = dt.datetime.now(dt.UTC)
     expiry = sent + dt.timedelta(seconds=LAPSE)
     body = {**_valid_create(case.body if isinstance(case.body, dict) else {})}
     body["expirationDateTime"] = expiry.isoformat(timespec="milliseconds")
     bill_id = _probe_id("lapse")
-    made = _optional(
-        _send, ctx, case, "createBill", {"billId": bill_id}, authorization=authorization, body=json.dumps(body).encode()
-    )
+    raw = json.dumps(body).encode()
+    made = _optional(_send, ctx, case, "createBill", {"billId": bill_id}, authorization=authorization, body=raw)
     answer = _json(made.content) if made is not None else None
     if made is None or made.status_code != 200 or not isinstance(answer, dict):
         return  # e.g. a server whose clock is ahead of ours found the expiry past: nothing to wait for
@@ -265,11 +265,22 @@ def _start_lapse(ctx: schemathesis.CheckContext, case: AnyCase, authorization: s
         read = _optional(_send, ctx, later, "getBill", {"billId": bill_id}, authorization=authorization)
         got = _json(read.content) if read is not None else None
         status = (got.get("status") or {}).get("value") if isinstance(got, dict) else None
-        if read is None or status == "EXPIRED":
+        if read is None:
+            return []
+        if status != "EXPIRED":
+            return [
+                f"Bill {bill_id!r} read after its expirationDateTime {body['expirationDateTime']} answered "
+                f"{read.status_code} status {status!r}, not EXPIRED"
+            ]
+        # The create retried now, its expiry past: a retry is answered with the stored bill in its current status,
+        # not refused for the expiry its first send passed (qiwi-api-semantics.md §1: "200 with the stored bill
+        # unchanged, in its current status"; DESIGN.md, Decisions).
+        again = _optional(_send, ctx, later, "createBill", {"billId": bill_id}, authorization=authorization, body=raw)
+        if again is None or (again.status_code == 200 and _json(again.content) == got):
             return []
         return [
-            f"Bill {bill_id!r} read after its expirationDateTime {body['expirationDateTime']} answered "
-            f"{read.status_code} status {status!r}, not EXPIRED"
+            f"A retry of the create of bill {bill_id!r} after its expiry answered {again.status_code} "
+            f"{(again.content or b'')[:300]!r}, not the stored bill {got}"
         ]
 
     LEDGER.defer(time.monotonic() + max(wait, 0.0), check)
