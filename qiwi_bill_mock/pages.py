@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from qiwi_bill_mock.models import Bill
 from qiwi_bill_mock.pages_backend import PagesBackend, PagesContext
 from qiwi_bill_mock.pages_guard import PAGE_HEADERS, PageGuard, frame_ancestor, page_headers
 from qiwi_bill_mock.pages_params import (
@@ -41,7 +42,6 @@ from qiwi_bill_mock.pages_params import (
     validate_success_url,
 )
 from qiwi_bill_mock.pages_views import (
-    BillView,
     PaySourceChoice,
     choose_pay_sources,
     effective_status,
@@ -53,7 +53,6 @@ from qiwi_bill_mock.pages_views import (
 
 __all__ = [
     "PAGE_HEADERS",
-    "BillView",
     "CreateParams",
     "FormOptions",
     "PageError",
@@ -161,13 +160,13 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         ancestor = _ancestor(request, backend, query)
         return options.framed_by(ancestor) if ancestor is not None else options
 
-    def bill_page(bill: BillView, options: FormOptions, root: str) -> Response:
+    def bill_page(bill: Bill, options: FormOptions, root: str) -> Response:
         status, text = render_bill_page(
             bill, options, now=backend.now(bill.site_id), root=root, token=guard.token(bill.invoice_uid)
         )
         return _html(text, status, ancestor=options.frame_origin)
 
-    def refuse_unless_waiting(bill: BillView, options: FormOptions, root: str, action: str) -> Response | None:
+    def refuse_unless_waiting(bill: Bill, options: FormOptions, root: str, action: str) -> Response | None:
         status = effective_status(bill, options, backend.now(bill.site_id))
         if status == "WAITING":
             return None
@@ -175,10 +174,10 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         text = render_final_page(bill, options, status=status, root=root, note=note)
         return _html(text, 409, ancestor=options.frame_origin)
 
-    def back_to_the_form(bill: BillView, options: FormOptions, root: str) -> Response:
+    def back_to_the_form(bill: Bill, options: FormOptions, root: str) -> Response:
         return _redirect(f"{root}/form/?{options.query(bill.invoice_uid)}")
 
-    async def read_action(request: Request) -> tuple[BillView, FormOptions, dict[str, str]]:
+    async def read_action(request: Request) -> tuple[Bill, FormOptions, dict[str, str]]:
         # What Pay and Decline share: the bill, its options, the form fields, and the check that the request came
         # from the bill's own page on the mock's origin.
         query = single_values(request.query_params.multi_items())

@@ -9,14 +9,13 @@ link opens its bill again while a public key never reaches a bill issued with th
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from qiwi_bill import MOSCOW_TZ, format_datetime, generate_bill_id
 from qiwi_bill_mock.errors import BillConflict, InvalidValues, MockError, WrongBillStatus
 from qiwi_bill_mock.models import Bill, BillDraft
 from qiwi_bill_mock.pages_params import CreateParams, PageError
-from qiwi_bill_mock.pages_views import BillView
 from qiwi_bill_mock.service import BillService
 
 __all__ = ["PagesBackend", "PagesContext"]
@@ -29,8 +28,6 @@ _MAX_LIFETIME: Final = timedelta(days=45)
 # How many form-created bills the backend remembers; the oldest are forgotten first (their links then get the
 # "already exists" page: the failure is a refusal, never a bill shown to the wrong link).
 _REMEMBERED_LINKS: Final = 100_000
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_STATUSES: Final = frozenset({"WAITING", "PAID", "REJECTED", "EXPIRED"})
 # The store's field names (the API's) spelled as the form's parameters, for error pages.
 _FORM_FIELD_NAMES: Final = {
     "amount.value": "amount",
@@ -76,7 +73,7 @@ def _already_exists() -> PageError:
 
 
 class PagesBackend:
-    """The pages' calls into the mock's service, translated to page terms (:class:`BillView`, :class:`PageError`).
+    """The pages' calls into the mock's service, in page terms (the model's :class:`Bill`, :class:`PageError`).
 
     Args:
         ctx: The mock's app context; ``ctx.service`` is looked up on every call, so a context whose service is replaced
@@ -97,7 +94,7 @@ class PagesBackend:
         """The mock's configured public base URL, if any (``payUrl`` points there)."""
         return self._ctx.service.settings.public_url
 
-    def find(self, invoice_uid: str) -> BillView:
+    def find(self, invoice_uid: str) -> Bill:
         """The bill behind a ``payUrl``.
 
         Raises:
@@ -108,7 +105,7 @@ class PagesBackend:
             raise PageError(
                 404, "Bill not found", "No bill has this invoice_uid. Open the payUrl that bill creation returned."
             )
-        return _view(bill)
+        return bill
 
     def merchant_site(self, public_key: str) -> str:
         """The ``siteId`` of the merchant owning a public key.
@@ -121,7 +118,7 @@ class PagesBackend:
             raise PageError(403, "Unknown publicKey", "No merchant of this mock has this publicKey.")
         return merchant.site_id
 
-    def issue(self, site_id: str, params: CreateParams) -> BillView:
+    def issue(self, site_id: str, params: CreateParams) -> Bill:
         """Issue the bill a form-create link describes, or open the one this same link issued before.
 
         Args:
@@ -161,18 +158,18 @@ class PagesBackend:
                     self._links.popitem(last=False)
         elif self._links.get(key) != (bill.invoice_uid, params.fingerprint()):
             raise _already_exists()
-        return _view(bill)
+        return bill
 
-    def pay(self, bill: BillView, pay_source: str) -> bool:
+    def pay(self, bill: Bill, pay_source: str) -> bool:
         """Pay a bill through the service's one pay path (shared with ``/_mock/bills/{billId}/pay``: it queues the
         signed notification). Returns ``False`` when the bill was no longer ``WAITING``."""
         return self._transition(bill, pay_source)
 
-    def decline(self, bill: BillView) -> bool:
+    def decline(self, bill: Bill) -> bool:
         """Reject a bill as its customer; ``False`` when it was no longer ``WAITING``."""
         return self._transition(bill, None)
 
-    def _transition(self, bill: BillView, pay_source: str | None) -> bool:
+    def _transition(self, bill: Bill, pay_source: str | None) -> bool:
         service = self._ctx.service
         try:
             if pay_source is None:
@@ -182,18 +179,3 @@ class PagesBackend:
         except WrongBillStatus:
             return False  # paid, rejected or expired meanwhile: the caller shows which
         return True
-
-
-def _view(bill: Bill) -> BillView:
-    status = bill.status if bill.status in _STATUSES else "WAITING"
-    return BillView(
-        invoice_uid=bill.invoice_uid,
-        site_id=bill.site_id,
-        bill_id=bill.bill_id,
-        amount=bill.amount,
-        currency=bill.currency,
-        status=status,  # type: ignore[arg-type]  # checked against _STATUSES above
-        expires_at=(_EPOCH + timedelta(microseconds=bill.expires_us)).astimezone(MOSCOW_TZ),
-        comment=bill.comment,
-        custom_fields=dict(bill.custom_fields),
-    )

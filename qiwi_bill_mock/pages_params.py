@@ -230,20 +230,18 @@ def parse_form_options(params: Mapping[str, str]) -> FormOptions:
     embedded = params.get("embedded") == "true"
     if embedded:
         raw.append(("embedded", "true"))
-    frame_origin = None
-    if embedded and (frame_text := params.get("frameOrigin")) is not None:
-        frame_origin = origin_of(frame_text)
-        raw.append(("frameOrigin", frame_origin))
-    return FormOptions(
+    options = FormOptions(
         pay_source=pay_source,
         allowed_pay_sources=allowed,
         success_url=success_url,
         lifetime=lifetime,
         embedded=embedded,
-        frame_origin=frame_origin,
         notes=tuple(notes),
         raw=tuple(raw),
     )
+    if embedded and (frame_text := params.get("frameOrigin")) is not None:
+        options = options.framed_by(origin_of(frame_text))
+    return options
 
 
 def parse_invoice_uid(params: Mapping[str, str]) -> str:
@@ -269,9 +267,7 @@ class CreateParams:
         public_key: ``publicKey``: identifies the merchant.
         bill_id: ``billId``; ``None`` lets the mock generate one (as the form did).
         amount: ``amount``; ``None`` makes the form ask the customer for it.
-        phone: ``phone`` (customer).
-        email: ``email`` (customer).
-        account: ``account`` (customer).
+        customer: The bill's ``customer`` object from ``phone``, ``email`` and ``account`` (only those given).
         comment: ``comment``, at most 255 characters.
         custom_fields: ``customFields[<name>]`` values.
         lifetime: ``lifetime`` as an aware datetime (Moscow time).
@@ -281,19 +277,11 @@ class CreateParams:
     public_key: str
     bill_id: str | None = None
     amount: Decimal | None = None
-    phone: str | None = None
-    email: str | None = None
-    account: str | None = None
+    customer: Mapping[str, str] = field(default_factory=dict)
     comment: str | None = None
     custom_fields: Mapping[str, str] = field(default_factory=dict)
     lifetime: datetime | None = None
     options: FormOptions = field(default_factory=FormOptions)
-
-    @property
-    def customer(self) -> dict[str, str]:
-        """The bill's ``customer`` object (only the fields given)."""
-        pairs = (("phone", self.phone), ("email", self.email), ("account", self.account))
-        return {name: value for name, value in pairs if value}
 
     def fingerprint(self) -> str:
         """A digest of what the link says about the bill (not the form options), to tell the same link again.
@@ -306,7 +294,7 @@ class CreateParams:
             "publicKey": self.public_key,
             "billId": self.bill_id,
             "amount": None if self.amount is None else format_amount(self.amount),
-            "customer": self.customer,
+            "customer": dict(self.customer),
             "comment": self.comment,
             "customFields": dict(sorted(self.custom_fields.items())),
             "lifetime": None if self.lifetime is None else self.lifetime.isoformat(),
@@ -365,12 +353,12 @@ def parse_create_params(items: Sequence[tuple[str, str]]) -> CreateParams:
     comment = params.get("comment") or None
     if comment is not None and len(comment) > _MAX_TEXT:
         raise _bad(f"comment is {len(comment)} characters long; at most {_MAX_TEXT} are allowed.")
-    customer: dict[str, str | None] = {}
+    customer: dict[str, str] = {}
     for name in ("phone", "email", "account"):
-        value = params.get(name) or None
-        if value is not None and len(value) > _MAX_TEXT:
-            raise _bad(f"{name} is longer than {_MAX_TEXT} characters.")
-        customer[name] = value
+        if value := params.get(name):
+            if len(value) > _MAX_TEXT:
+                raise _bad(f"{name} is longer than {_MAX_TEXT} characters.")
+            customer[name] = value
     custom_fields: dict[str, str] = {}
     for name, value in params.items():
         if match := _CUSTOM_FIELD_RE.fullmatch(name):
@@ -385,9 +373,7 @@ def parse_create_params(items: Sequence[tuple[str, str]]) -> CreateParams:
         public_key=public_key,
         bill_id=bill_id,
         amount=amount,
-        phone=customer["phone"],
-        email=customer["email"],
-        account=customer["account"],
+        customer=customer,
         comment=comment,
         custom_fields=custom_fields,
         lifetime=lifetime,

@@ -1,4 +1,4 @@
-"""What the payment pages show: the bill as the pages see it, the payment-method choice, and the HTML.
+"""What the payment pages show: the bill (the mock's own ``models.Bill``), the payment-method choice, and the HTML.
 
 The HTML comes from the Jinja2 templates in ``templates/`` with autoescaping on, so every value a caller supplied
 (comment, customFields, billId, the link's options) is escaped by the template engine, not by hand. No template has
@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from qiwi_bill import MOSCOW_TZ, PAY_SOURCES, format_amount
+from qiwi_bill_mock.models import Bill
 from qiwi_bill_mock.pages_params import FormOptions, PageError, pay_source_list
+from qiwi_bill_mock.rules import FINAL_STATUSES
 
 __all__ = [
     "PAY_SOURCE_LABELS",
     "BillStatus",
-    "BillView",
     "PaySourceChoice",
     "choose_pay_sources",
     "effective_status",
@@ -60,33 +61,6 @@ _FINAL_TEXT: Final[Mapping[str, tuple[str, str]]] = {
 _POPUP_EVENTS: Final[Mapping[str, str]] = {"PAID": "paid", "REJECTED": "failed", "EXPIRED": "failed"}
 _CURRENCY_SIGNS: Final[Mapping[str, str]] = {"RUB": "₽", "KZT": "₸"}
 _THEME_COUNT: Final = 6
-
-
-@dataclass(frozen=True, slots=True)
-class BillView:
-    """The parts of a bill the pages show; built from the store's bill so the HTML does not depend on its type.
-
-    Attributes:
-        invoice_uid: The id in the bill's ``payUrl``.
-        site_id: The merchant's ``siteId``.
-        bill_id: The merchant's ``billId``.
-        amount: The amount.
-        currency: ``RUB`` or ``KZT``.
-        status: The bill's status as the store reports it now.
-        expires_at: ``expirationDateTime`` (aware).
-        comment: The bill's comment.
-        custom_fields: The bill's ``customFields``.
-    """
-
-    invoice_uid: str
-    site_id: str
-    bill_id: str
-    amount: Decimal
-    currency: str
-    status: BillStatus
-    expires_at: datetime
-    comment: str | None = None
-    custom_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +110,7 @@ def choose_pay_sources(custom_fields: Mapping[str, str], options: FormOptions) -
     return PaySourceChoice(offered=offered, selected=selected, notes=(*options.notes, *notes))
 
 
-def effective_status(bill: BillView, options: FormOptions, now: datetime) -> BillStatus:
+def effective_status(bill: Bill, options: FormOptions, now: datetime) -> BillStatus:
     """The status the form acts on: the bill's, or ``EXPIRED`` once its expiry or the payUrl's ``lifetime`` passed.
 
     The form does not wait for the API: users saw it show "bill expired" while ``GET`` still answered ``WAITING``
@@ -144,9 +118,9 @@ def effective_status(bill: BillView, options: FormOptions, now: datetime) -> Bil
     ``lifetime`` becomes ``EXPIRED``; for a ``lifetime`` appended to a payUrl (which anyone holding the link can
     edit) the mock only lets it shorten what the form accepts, never change the stored bill.
     """
-    if bill.status != "WAITING":
-        return bill.status
-    deadline = min(bill.expires_at, options.lifetime) if options.lifetime else bill.expires_at
+    if bill.status in FINAL_STATUSES:
+        return cast(BillStatus, bill.status)
+    deadline = min(bill.expires, options.lifetime) if options.lifetime else bill.expires
     return "EXPIRED" if now >= deadline else "WAITING"
 
 
@@ -189,7 +163,7 @@ def _page(name: str, **values: object) -> str:
 
 
 def render_bill_page(
-    bill: BillView, options: FormOptions, *, now: datetime, root: str = "", token: str = ""
+    bill: Bill, options: FormOptions, *, now: datetime, root: str = "", token: str = ""
 ) -> tuple[int, str]:
     """The form for a bill: the payment methods and the pay / decline buttons, or the final page.
 
@@ -216,7 +190,7 @@ def render_bill_page(
         body_class=f"page-form {_theme_class(bill.custom_fields.get('themeCode'))}",
         bill=bill,
         status_label=_STATUS_LABELS[status],
-        expires_at=min(bill.expires_at, options.lifetime) if options.lifetime else bill.expires_at,
+        expires_at=min(bill.expires, options.lifetime) if options.lifetime else bill.expires,
         choice=choice,
         labels=PAY_SOURCE_LABELS,
         query=options.query(bill.invoice_uid),
@@ -225,7 +199,7 @@ def render_bill_page(
 
 
 def render_final_page(
-    bill: BillView, options: FormOptions, *, status: BillStatus, root: str = "", note: str | None = None
+    bill: Bill, options: FormOptions, *, status: BillStatus, root: str = "", note: str | None = None
 ) -> str:
     """The page of a bill that cannot be paid any more: paid, rejected or expired.
 

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from attrs import define, field, validators
+from attrs import asdict, define, field, validators
 
 __all__ = [
     "BROKEN_BEHAVIOURS",
@@ -75,12 +75,7 @@ class Merchant:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (contains the secret; used only to hand settings to worker processes)."""
-        return {
-            "site_id": self.site_id,
-            "secret_key": self.secret_key,
-            "public_key": self.public_key,
-            "notify_url": self.notify_url,
-        }
+        return asdict(self)
 
 
 def site_id_from_secret_key(secret_key: str) -> str | None:
@@ -159,13 +154,7 @@ class Fault:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, for `Settings.to_json`."""
-        return {
-            "route": self.route,
-            "latency": self.latency,
-            "error_rate": self.error_rate,
-            "throttle_rate": self.throttle_rate,
-            "drop_rate": self.drop_rate,
-        }
+        return asdict(self)
 
 
 _OPERATIONS = frozenset({"*", "createBill", "getBill", "rejectBill", "createRefund", "getRefund"})

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_TransportT = TypeVar("_TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+_HttpT = TypeVar("_HttpT", httpx.Client, httpx.AsyncClient)
 
 _DEFAULT_TIMEOUT = 10.0
 
@@ -267,8 +269,18 @@ def _bills_plan() -> Plan[list[Bill]]:
 # -- the two runners ---------------------------------------------------------------------------
 
 
-class _Base:
-    def __init__(self, secret_key: str) -> None:
+class _Base(Generic[_TransportT, _HttpT]):
+    # The one constructor of both clients: they differ only in the httpx client (and transport) they use.
+    _http_class: Callable[..., _HttpT]
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        secret_key: str,
+        transport: _TransportT | None = None,
+        timeout: float = _DEFAULT_TIMEOUT,
+    ) -> None:
         if not secret_key:
             raise ValueError("secret_key must be the merchant's (non-empty) secret key")
         # The control client's own API reads (`bills()`) stay out of the journal of the code under test.
@@ -277,12 +289,13 @@ class _Base:
             "Accept": "application/json",
             UNJOURNALED_HEADER: "1",
         }
+        self._http: _HttpT = self._http_class(base_url=base_url, transport=transport, timeout=timeout, trust_env=False)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(secret_key='***')"
 
 
-class MockControls(_Base):
+class MockControls(_Base[httpx.BaseTransport, httpx.Client]):
     """The `/_mock/` controls, synchronous.
 
     Args:
@@ -292,16 +305,7 @@ class MockControls(_Base):
         timeout: Seconds per request.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        secret_key: str,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = _DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(secret_key)
-        self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout, trust_env=False)
+    _http_class = httpx.Client
 
     def _run(self, plan: Plan[T]) -> T:
         try:
@@ -382,7 +386,7 @@ class MockControls(_Base):
         self.close()
 
 
-class AsyncMockControls(_Base):
+class AsyncMockControls(_Base[httpx.AsyncBaseTransport, httpx.AsyncClient]):
     """The `/_mock/` controls, asynchronous; the same methods as `MockControls`, awaited.
 
     Args:
@@ -392,16 +396,7 @@ class AsyncMockControls(_Base):
         timeout: Seconds per request.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        secret_key: str,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = _DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(secret_key)
-        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout, trust_env=False)
+    _http_class = httpx.AsyncClient
 
     async def _run(self, plan: Plan[T]) -> T:
         try:

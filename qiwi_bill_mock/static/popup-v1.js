@@ -98,40 +98,50 @@
     }
   }
 
+  // One element of the popup, from its DOM properties, its attributes and its inline style.
+  function element(tag, spec) {
+    var node = document.createElement(tag);
+    var properties = spec.properties || {};
+    var attributes = spec.attributes || {};
+    Object.keys(properties).forEach(function (name) {
+      node[name] = properties[name];
+    });
+    Object.keys(attributes).forEach(function (name) {
+      node.setAttribute(name, attributes[name]);
+    });
+    node.style.cssText = spec.style;
+    return node;
+  }
+
   function show(src, params) {
     close("POPUP_CLOSED");
     return new Promise(function (resolve, reject) {
       var settled = false;
       var frameOrigin = new URL(src, global.location.href).origin;
 
-      var overlay = document.createElement("div");
-      overlay.id = "qiwi-checkout-popup";
-      overlay.setAttribute("role", "dialog");
-      overlay.setAttribute("aria-modal", "true");
-      overlay.setAttribute("aria-label", "QIWI payment");
-      overlay.style.cssText =
-        "position:fixed;inset:0;z-index:100000;display:flex;align-items:center;justify-content:center;" +
-        "background:rgba(15,23,42,.55)";
-
-      var box = document.createElement("div");
-      box.style.cssText =
-        "position:relative;width:480px;max-width:100%;height:680px;max-height:100%;background:#fff;" +
-        "border-radius:12px;overflow:hidden;box-shadow:0 12px 40px rgba(0,0,0,.3)";
-
-      var button = document.createElement("button");
-      button.type = "button";
-      button.id = "qiwi-checkout-close";
-      button.setAttribute("aria-label", "Close");
-      button.textContent = "\u2715";
-      button.style.cssText =
-        "position:absolute;top:8px;right:8px;z-index:2;border:0;background:transparent;font-size:18px;" +
-        "color:#6b7280;cursor:pointer;padding:6px 10px";
-
-      var frame = document.createElement("iframe");
-      frame.id = "qiwi-checkout-frame";
-      frame.title = "QIWI payment form";
-      frame.src = src;
-      frame.style.cssText = "border:0;width:100%;height:100%;display:block";
+      var overlay = element("div", {
+        properties: { id: "qiwi-checkout-popup" },
+        attributes: { role: "dialog", "aria-modal": "true", "aria-label": "QIWI payment" },
+        style:
+          "position:fixed;inset:0;z-index:100000;display:flex;align-items:center;justify-content:center;" +
+          "background:rgba(15,23,42,.55)",
+      });
+      var box = element("div", {
+        style:
+          "position:relative;width:480px;max-width:100%;height:680px;max-height:100%;background:#fff;" +
+          "border-radius:12px;overflow:hidden;box-shadow:0 12px 40px rgba(0,0,0,.3)",
+      });
+      var button = element("button", {
+        properties: { type: "button", id: "qiwi-checkout-close", textContent: "\u2715" },
+        attributes: { "aria-label": "Close" },
+        style:
+          "position:absolute;top:8px;right:8px;z-index:2;border:0;background:transparent;font-size:18px;" +
+          "color:#6b7280;cursor:pointer;padding:6px 10px",
+      });
+      var frame = element("iframe", {
+        properties: { id: "qiwi-checkout-frame", title: "QIWI payment form", src: src },
+        style: "border:0;width:100%;height:100%;display:block",
+      });
 
       var popup = {
         overlay: overlay,

@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 
 from qiwi_bill import MOSCOW_TZ, PAY_SOURCES
+from qiwi_bill_mock.models import Bill, to_micros
 from qiwi_bill_mock.pages import (
     PAGE_HEADERS,
-    BillView,
     FormOptions,
     PageError,
     choose_pay_sources,
@@ -31,18 +31,26 @@ from qiwi_bill_mock.pages_views import PAY_SOURCE_LABELS
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=MOSCOW_TZ)
 
 
-def bill(**overrides) -> BillView:
+def bill(**overrides) -> Bill:
     values: dict = {
-        "invoice_uid": "4a1c2b9e-5d7f-4e7a-9a55-0f1e2d3c4b5a",
         "site_id": "270305",
         "bill_id": "order-1",
+        "invoice_uid": "4a1c2b9e-5d7f-4e7a-9a55-0f1e2d3c4b5a",
         "amount": Decimal("1234.50"),
         "currency": "RUB",
         "status": "WAITING",
-        "expires_at": NOW + timedelta(days=1),
+        "created_us": to_micros(NOW),
+        "changed_us": to_micros(NOW),
+        "expires_us": to_micros(NOW + timedelta(days=1)),
+        "expiration_text": (NOW + timedelta(days=1)).isoformat(),
+        "comment": None,
+        "customer": {},
+        "custom_fields": {},
+        "pay_source": None,
+        "refunded": Decimal(0),
     }
     values.update(overrides)
-    return BillView(**values)
+    return Bill(**values)
 
 
 # --- successUrl -------------------------------------------------------------------------------------------------
