@@ -18,6 +18,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ class ConformanceReport:
     stop_reason: str = ""
     seconds: float = 0.0
     mode: str = ""  # how the target was run (full / safe / destructive), for the summary
+    paid: dict[str, tuple[Decimal, str]] = field(default_factory=dict)  # billId -> (amount, currency) of paid bills
 
     @property
     def links_missed(self) -> set[str]:
@@ -410,6 +412,10 @@ def run_conformance(
                 for failure in event.failures:
                     record = FailureRecord("after_run", failure.code, failure.title, failure.message, "", "")
                     report.failures.append(record)
+    # The bills the run paid, whose notifications the webhook test expects (contract_tests/_webhooks.py).
+    report.paid = {
+        bill_id: (bill.amount, bill.currency) for bill_id, bill in checks.LEDGER.bills.items() if bill.status == "PAID"
+    }
     return report
 
 

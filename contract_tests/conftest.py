@@ -20,6 +20,7 @@ from contract_tests._preflight import PREFLIGHT_EXIT, PreflightError, preflight 
 from contract_tests._profiles import Budget, active_budget, register_profiles
 from contract_tests._summary import RECORDER, Recorder, pytest_terminal_summary
 from contract_tests._target import MockProcess, Target, env_flag, mock_asgi_target, remote_target_from_env
+from contract_tests._webhooks import NotificationInbox
 
 __all__ = ["pytest_terminal_summary"]
 
@@ -83,9 +84,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in set(left_out)]
 
 
+@pytest.fixture(scope="session")
+def notification_inbox() -> Iterator[NotificationInbox | None]:
+    """Where the mock targets send their merchant's notifications (``None`` against another server, which
+    cannot be told where to send them)."""
+    if remote():
+        yield None
+        return
+    with NotificationInbox() as inbox:
+        yield inbox
+
+
 @pytest.fixture(scope="session", params=target_names())
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
-    """The server under test (one session-wide instance per target)."""
+def target(request: pytest.FixtureRequest, notification_inbox: NotificationInbox | None) -> Iterator[Target]:
+    """The server under test (one session-wide instance per target); a mock notifies ``notification_inbox``."""
     name = request.param
     if name == "remote":
         try:
@@ -95,11 +107,13 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         assert server is not None
         preflight(server)
         yield server
-    elif name == "mock-asgi":
-        yield mock_asgi_target()
     else:
-        with MockProcess() as process:
-            yield process.target()
+        assert notification_inbox is not None
+        if name == "mock-asgi":
+            yield mock_asgi_target(notify_url=notification_inbox.url)
+        else:
+            with MockProcess(notify_url=notification_inbox.url) as process:
+                yield process.target()
 
 
 def preflight(target: Target) -> None:

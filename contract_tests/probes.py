@@ -108,7 +108,8 @@ def _send(
     if body is None:
         probe = operation.Case(path_parameters=path, headers=headers)
     else:
-        headers["Content-Type"] = "application/json"
+        # As QIWI's Node, PHP and Go SDKs send it (qiwi-sdks.md); the run's own cases send plain application/json.
+        headers["Content-Type"] = "application/json;charset=UTF-8"
         probe = operation.Case(path_parameters=path, headers=headers, body=body, media_type="application/json")
     # The run's transport settings, none of its credentials (as schemathesis' own auth probes send theirs), and
     # not recorded as a child of `parent`: the engine would take the probe's answer for the case's own.
@@ -181,6 +182,8 @@ def business_rule_variants(body: dict[str, Any], *, safe: bool) -> dict[str, tup
         "unaccepted currency": {**valid, "amount": {**amount, "currency": "XXX"}},
         "expiry in the past": {**valid, "expirationDateTime": past},
         "expiry long past": {**valid, "expirationDateTime": "2001-01-01T00:00:00+03:00"},
+        # RFC 3339's first year: schema-valid, past, and beyond what some parsers (Python's datetime) can hold.
+        "expiry in year 0000": {**valid, "expirationDateTime": "0000-01-01T00:00:00Z"},
     }
     if not safe:
         variants["amount over the limit as a number"] = {**valid, "amount": {**amount, "value": 1000000}}
@@ -189,6 +192,7 @@ def business_rule_variants(body: dict[str, Any], *, safe: bool) -> dict[str, tup
         "unaccepted currency": "currency",
         "expiry in the past": "expirationDateTime",
         "expiry long past": "expirationDateTime",
+        "expiry in year 0000": "expirationDateTime",
         "amount over the limit as a number": "amount",
         "amount over the limit with cents": "amount",
     }
@@ -296,7 +300,10 @@ def _refusal_problems(name: str, response: schemathesis.Response, code: str, fie
     if response.status_code != 400 or got != code:
         problems.append(f"{name}: expected 400 {code}, got {response.status_code} {got!r}")
     cause = body.get("cause") if isinstance(body, dict) else None
-    if field is not None and not (isinstance(cause, dict) and any(field.lower() in key.lower() for key in cause)):
+    # The field is a whole segment of a key (`amount.currency` names `currency`), never a part of one.
+    if field is not None and not (
+        isinstance(cause, dict) and any(field.lower() in str(key).lower().split(".") for key in cause)
+    ):
         problems.append(f"{name}: the cause {cause!r} does not name {field}")
     return problems
 

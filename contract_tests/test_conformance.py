@@ -10,6 +10,7 @@ fails a run that tested too little (an operation that never answered, a declared
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 
@@ -19,6 +20,7 @@ from contract_tests._engine import ALL_PHASES, ConformanceReport, operation_ids,
 from contract_tests._profiles import Budget
 from contract_tests._summary import Recorder
 from contract_tests._target import Target
+from contract_tests._webhooks import NotificationInbox, notification_problems
 
 OPERATIONS = tuple(operation_ids())
 SAFE_OPERATIONS = ("createBill", "getBill", "rejectBill", "getRefund")
@@ -26,6 +28,8 @@ SAFE_OPERATIONS = ("createBill", "getBill", "rejectBill", "getRefund")
 # which operations a scenario reaches is the engine's draw).
 PHASES_WITH_CASES = ("examples", "coverage", "fuzzing")
 PER_OPERATION_TEST = "test_operation_conforms"
+#: Seconds the webhook test waits for the last notifications (the mock delivers within milliseconds).
+NOTIFICATION_WAIT = 10.0
 
 
 def _selection(request: pytest.FixtureRequest, target: Target) -> tuple[list[str], tuple[str, ...]]:
@@ -116,3 +120,24 @@ def test_run_covers_the_contract(target: Target, conformance: ConformanceReport)
     problems = conformance.problems(require_success=must_succeed if full else (), require_links=full, located=False)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def test_notifications_conform(
+    target: Target, conformance: ConformanceReport, notification_inbox: NotificationInbox | None
+) -> None:
+    """The webhook side of the document: every bill the run paid was notified, and every notification is signed,
+    honours ``BillNotification`` and says version ``"1"`` (contract_tests/_webhooks.py)."""
+    if notification_inbox is None:
+        pytest.skip(f"{target.name}: notifications need a server that can be told where to send them (the mock)")
+    if not conformance.paid:
+        pytest.skip(f"the run on {target.name} paid no bill, so none was notified")
+    deadline = time.monotonic() + NOTIFICATION_WAIT
+    while True:
+        problems = notification_problems(
+            notification_inbox.snapshot(), secret_key=target.secret_key, paid=conformance.paid
+        )
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if problems:
+        pytest.fail(f"{len(problems)} problem(s) with notifications:\n" + "\n".join(problems[:20]), pytrace=False)

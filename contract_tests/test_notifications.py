@@ -3,51 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import jsonschema_rs
 import pytest
-import yaml
 
-from contract_tests._engine import SPEC_PATH
 from contract_tests._support import BILLS, auth_headers, bill_body, create_bill_raw, new_id
 from contract_tests._target import MOCK_SECRET_KEY, MockProcess, Target, build_mock_app
+from contract_tests._webhooks import NotificationInbox, notification_validator
 from qiwi_bill import InvalidSignatureError, parse_amount, parse_datetime, parse_notification, verify_signature
-
-
-@contextmanager
-def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    """A merchant's notification endpoint on 127.0.0.1: records each POST and answers 200 ``{"error":"0"}``."""
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            received.append((dict(self.headers.items()), body))
-            reply = b'{"error":"0"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/qiwi/notify", received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager
@@ -65,29 +31,24 @@ def notifying_mock(kind: str, notify_url: str) -> Iterator[Target]:
             yield process.target()
 
 
-def _notification_validator() -> Any:
-    spec = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-    schema = {"components": spec["components"], "$ref": "#/components/schemas/BillNotification"}
-    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
-
-
-def _wait(received: list[Any], *, timeout: float = 10.0) -> None:
+def _wait(inbox: NotificationInbox, *, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
     deadline = time.monotonic() + timeout
-    while not received and time.monotonic() < deadline:
+    while not inbox.snapshot() and time.monotonic() < deadline:
         time.sleep(0.05)
+    return inbox.snapshot()
 
 
 def test_paid_bill_notification_is_signed_and_verifiable(target: Target) -> None:
     """create → pay → the merchant receives one signed PAID notification that ``qiwi_bill`` accepts."""
     if target.name not in ("mock-asgi", "mock-tcp"):
         pytest.skip(f"{target.name}: notifications need a server that can be told where to send them (the mock)")
-    with receiver() as (url, received), notifying_mock(target.name, url) as mock:
+    with NotificationInbox() as inbox, notifying_mock(target.name, inbox.url) as mock:
         bill_id = new_id(mock, "notify")
         with mock.http() as client:
             created = create_bill_raw(client, mock, bill_id, bill_body(Decimal("99.90"), "RUB", comment="notify me"))
             assert created.status_code == 200, created.content
             assert mock.controls().pay(bill_id).status_code == 200
-            _wait(received)
+            received = _wait(inbox)
             assert received, "no notification arrived"
             headers, body = received[0]
 
@@ -107,7 +68,7 @@ def test_paid_bill_notification_is_signed_and_verifiable(target: Target) -> None
             assert headers.get("Content-Type", "").startswith("application/json")
 
             # The body honours the spec's webhook schema.
-            errors = [str(e) for e in _notification_validator().iter_errors(raw)]
+            errors = [str(e) for e in notification_validator().iter_errors(raw)]
             assert not errors, errors
 
             # A wrong key, or a tampered amount, is refused.

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
 from qiwi_bill import MAX_AMOUNT, MIN_AMOUNT, PAY_SOURCES, InvalidFieldError, format_amount, parse_lifetime
@@ -188,12 +188,21 @@ class FormOptions:
         """The form's query string for this bill with the same options, for links and redirects."""
         return urlencode([("invoice_uid", invoice_uid), *self.raw])
 
+    def given(self, name: str, text: str, **fields: Any) -> FormOptions:
+        """These options with the query parameter ``name=text`` carried on (replacing an earlier one) and the
+        attributes it sets: the one place an option becomes both a field and part of :attr:`raw`."""
+        raw = tuple(item for item in self.raw if item[0] != name)
+        return replace(self, raw=(*raw, (name, text)), **fields)
+
+    def noting(self, note: str) -> FormOptions:
+        """These options with one more line in :attr:`notes`."""
+        return replace(self, notes=(*self.notes, note))
+
     def framed_by(self, origin: str) -> FormOptions:
         """These options with ``frameOrigin`` set, so the page's own links keep the origin allowed to frame it."""
         if self.frame_origin == origin:
             return self
-        raw = tuple(item for item in self.raw if item[0] != "frameOrigin")
-        return replace(self, frame_origin=origin, raw=(*raw, ("frameOrigin", origin)))
+        return self.given("frameOrigin", origin, frame_origin=origin)
 
 
 def parse_form_options(params: Mapping[str, str]) -> FormOptions:
@@ -205,40 +214,25 @@ def parse_form_options(params: Mapping[str, str]) -> FormOptions:
     Raises:
         PageError: 400 for a refused ``successUrl`` or ``frameOrigin``, or a malformed ``lifetime``.
     """
-    notes: list[str] = []
-    raw: list[tuple[str, str]] = []
-    pay_source = params.get("paySource")
-    if pay_source is not None:
-        raw.append(("paySource", pay_source))
-        if pay_source not in PAY_SOURCES:
-            notes.append(f"paySource {pay_source!r} is not one of {', '.join(PAY_SOURCES)}; ignored.")
-            pay_source = None
-    allowed: tuple[str, ...] | None = None
+    options = FormOptions()
+    if (pay_source := params.get("paySource")) is not None:
+        known = pay_source in PAY_SOURCES
+        options = options.given("paySource", pay_source, pay_source=pay_source if known else None)
+        if not known:
+            options = options.noting(f"paySource {pay_source!r} is not one of {', '.join(PAY_SOURCES)}; ignored.")
     if (allowed_text := params.get("allowedPaySources")) is not None:
-        raw.append(("allowedPaySources", allowed_text))
         allowed, unknown = pay_source_list(allowed_text)
+        options = options.given("allowedPaySources", allowed_text, allowed_pay_sources=allowed)
         if unknown:
-            notes.append(f"allowedPaySources: unknown {', '.join(repr(name) for name in unknown)} ignored.")
-    success_url = params.get("successUrl")
-    if success_url is not None:
+            options = options.noting(f"allowedPaySources: unknown {', '.join(repr(name) for name in unknown)} ignored.")
+    if (success_url := params.get("successUrl")) is not None:
         success_url = validate_success_url(success_url)
-        raw.append(("successUrl", success_url))
-    lifetime = None
+        options = options.given("successUrl", success_url, success_url=success_url)
     if (lifetime_text := params.get("lifetime")) is not None:
-        lifetime = _lifetime(lifetime_text)
-        raw.append(("lifetime", lifetime_text))
+        options = options.given("lifetime", lifetime_text, lifetime=_lifetime(lifetime_text))
     embedded = params.get("embedded") == "true"
     if embedded:
-        raw.append(("embedded", "true"))
-    options = FormOptions(
-        pay_source=pay_source,
-        allowed_pay_sources=allowed,
-        success_url=success_url,
-        lifetime=lifetime,
-        embedded=embedded,
-        notes=tuple(notes),
-        raw=tuple(raw),
-    )
+        options = options.given("embedded", "true", embedded=True)
     if embedded and (frame_text := params.get("frameOrigin")) is not None:
         options = options.framed_by(origin_of(frame_text))
     return options
