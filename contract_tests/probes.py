@@ -13,7 +13,8 @@ server gets the same scrutiny), each a bounded number of times per run:
   refused create must leave no bill behind.
   A bill created to expire 1 s later is read by a later check: it must be ``EXPIRED`` (before any sweep).
   Bills whose ids hold reserved characters (``/``, ``%41``, a space, non-ASCII) are created and read back under
-  exactly that id.
+  exactly that id. Where bills can be paid (the mock's control) and refunds are allowed, a paid 10.00 bill is
+  refunded 3.00, then exactly the 7.00 left (``PARTIAL``, then ``FULL``), then one cent more (refused).
 - ``qiwi_idempotent_retry``: an identical retried create or refund returns the stored object (200), never a
   conflict and never a different object (decision table: repeated ``billId`` / ``refundId``, same body).
 - ``qiwi_merchant_isolation``: with a second merchant's key (``QIWI_SECRET_KEY_2``; the embedded mock has a
@@ -42,6 +43,7 @@ from contract_tests.checks import (
     CONVERSION,
     INVOICE_NOT_FOUND,
     LEDGER,
+    REFUND_INCORRECT_AMOUNT,
     VALIDATION,
     AnyCase,
     qiwi_error_problems,
@@ -290,6 +292,40 @@ def _start_lapse(ctx: schemathesis.CheckContext, case: AnyCase, authorization: s
     LEDGER.defer(time.monotonic() + max(wait, 0.0), check)
 
 
+def _refund_problems(ctx: schemathesis.CheckContext, case: AnyCase, authorization: str) -> list[str]:
+    """A bill of 10.00 paid through the mock's control, refunded 3.00 and then exactly the 7.00 left: ``PARTIAL``,
+    then ``FULL``; one cent more is 400 ``refund.incorrect.amount`` (qiwi-api-semantics.md: refunds up to the
+    bill's amount, ``FULL`` when they reach it). Only where bills can be paid and refunds are allowed."""
+    settings = hooks.current_settings()
+    if settings.pay_bill is None or settings.safe_amounts:
+        return []
+    currency = (_valid_create(case.body if isinstance(case.body, dict) else {})["amount"]).get("currency", "RUB")
+    body = {**_valid_create({}), "amount": {"currency": currency, "value": "10.00"}}
+    bill_id = _probe_id("cents")
+    made = _send(
+        ctx, case, "createBill", {"billId": bill_id}, authorization=authorization, body=json.dumps(body).encode()
+    )
+    if made.status_code != 200 or settings.pay_bill(bill_id) is None:
+        return []  # the create's own checks report a refused create; a bill that cannot be paid cannot be refunded
+    problems = []
+    steps = (("3.00", 200, "PARTIAL"), ("7.00", 200, "FULL"), ("0.01", 400, REFUND_INCORRECT_AMOUNT))
+    for number, (value, status, expected) in enumerate(steps):
+        raw = json.dumps({"amount": {"currency": currency, "value": value}}).encode()
+        path = {"billId": bill_id, "refundId": f"r{number}"}
+        answer = _optional(_send, ctx, case, "createRefund", path, authorization=authorization, body=raw)
+        if answer is None:
+            return []
+        got = _json(answer.content)
+        said = got.get("status" if answer.status_code == 200 else "errorCode") if isinstance(got, dict) else None
+        if answer.status_code != status or said != expected:
+            problems.append(
+                f"A refund of {value} {currency} of paid bill {bill_id!r} (10.00, refunded "
+                f"{['0.00', '3.00', '10.00'][number]} before) answered {answer.status_code} {said!r}, "
+                f"expected {status} {expected}"
+            )
+    return problems
+
+
 def _refusal_problems(name: str, response: schemathesis.Response, code: str, field: str | None) -> list[str]:
     problems = [
         f"{name}: {line}"
@@ -326,6 +362,7 @@ def qiwi_business_rules(ctx: schemathesis.CheckContext, response: schemathesis.R
         if read is not None and read.status_code != 404:
             problems.append(f"{name}: the refused create left bill {bill_id!r} behind ({read.status_code})")
     problems.extend(_reserved_id_problems(ctx, case, authorization))
+    problems.extend(_refund_problems(ctx, case, authorization))
     _start_lapse(ctx, case, authorization)
     for name, (raw, moment) in _offset_variants().items():
         answer = _send(ctx, case, "createBill", {"billId": _probe_id("offset")}, authorization=authorization, body=raw)

@@ -35,7 +35,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 COPIED = ("qiwi_bill_mock", "qiwi_bill", "contract_tests", "openapi", "generated_client")
 COPIED_FILES = ("pyproject.toml", "schemathesis.toml")
-KILLED = ("killed-conformance", "killed-suite", "timed-out")
+# A mutant that hangs a stage is killed by it: "timed-out" is the conformance stage, "timed-out-rest" the rest.
+KILLED = ("killed-conformance", "killed-suite", "timed-out", "timed-out-rest")
+BY_CONFORMANCE = ("killed-conformance", "timed-out")
 
 
 def _say(*parts: object, **kwargs: Any) -> None:
@@ -117,7 +119,7 @@ def run_one(scratch: Path, mutant: Mutant, run: dict[str, Any]) -> str:
             return "timed-out" if conformance == "timeout" else "killed-conformance"
         rest = _pytest(scratch, run["rest"], run["timeout"])
         if rest != "passed":
-            return "timed-out" if rest == "timeout" else "killed-suite"
+            return "timed-out-rest" if rest == "timeout" else "killed-suite"
         return "survived"
     finally:
         path.write_text(original, encoding="utf-8")
@@ -126,7 +128,7 @@ def run_one(scratch: Path, mutant: Mutant, run: dict[str, Any]) -> str:
 def _score(results: list[dict[str, Any]]) -> dict[str, Any]:
     observable = [r for r in results if r["outcome"] != "not-importable" and not r["equivalent"]]
     killed = [r for r in observable if r["outcome"] in KILLED]
-    by_conformance = [r for r in observable if r["outcome"] == "killed-conformance"]
+    by_conformance = [r for r in observable if r["outcome"] in BY_CONFORMANCE]
     n = len(observable)
     return {
         "observable": n,
@@ -148,7 +150,8 @@ def _report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"**Score on contract-observable mutants ({score['observable']}):** whole contract suite "
         f"{score['score_suite']}% ({score['killed_suite']} killed), conformance alone {score['score_conformance']}% "
-        f"({score['killed_conformance']}). Timed-out mutants count as killed; mutants listed in "
+        f"({score['killed_conformance']}). Timed-out mutants count as killed, by the stage they hung (a hung "
+        "conformance run is conformance's kill); mutants listed in "
         "mutation/equivalent.toml and not-importable ones are left out of the score.",
         "",
         "| file | mutants | killed by conformance | killed by the rest | timed out | survived | equivalent "
@@ -160,8 +163,9 @@ def _report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         rows = [r for r in results if r["file"] == file]
         count = Counter(r["outcome"] for r in rows if not r["equivalent"])
         equivalent = sum(1 for r in rows if r["equivalent"])
+        timed_out = count["timed-out"] + count["timed-out-rest"]
         lines.append(
-            f"| {file} | {len(rows)} | {count['killed-conformance']} | {count['killed-suite']} | {count['timed-out']} "
+            f"| {file} | {len(rows)} | {count['killed-conformance']} | {count['killed-suite']} | {timed_out} "
             f"| {count['survived']} | {equivalent} | {count['not-importable']} |"
         )
     survivors = [r for r in results if r["outcome"] == "survived" and not r["equivalent"]]
@@ -182,6 +186,7 @@ _OPTIONS = (
     ("--ci", bool, "re-run mutants the last report killed; fail if one survives"),
     ("--list", bool, "print how many mutants each file has and exit"),
     ("--rerun-survivors", bool, "re-run the last report's unreviewed survivors with the current suite"),
+    ("--rerun-weak", bool, "re-run what conformance did not kill outright: survivors, kills by the rest, timeouts"),
 )
 
 
@@ -202,17 +207,22 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else run["seed"]
     equivalent = _equivalent()
     previous: list[dict[str, Any]] = []
-    if args.rerun_survivors:
+    if args.rerun_survivors or args.rerun_weak:
         baseline = json.loads((HERE / "report.json").read_text(encoding="utf-8"))
         previous = baseline["results"]
+        weak = ("killed-suite", "timed-out", "timed-out-rest") if args.rerun_weak else ()
         again = {
-            tuple(r["key"]) for r in previous if r["outcome"] == "survived" and not equivalent.get(tuple(r["key"]))
+            tuple(r["key"])
+            for r in previous
+            if (r["outcome"] == "survived" and not equivalent.get(tuple(r["key"]))) or r["outcome"] in weak
         }
         chosen = [m for m in mutants if m.key in again]
-        seed, mode = baseline["meta"]["seed"], baseline["meta"]["mode"] + "; unreviewed survivors re-run"
+        what = "survivors, kills by the rest and timeouts" if args.rerun_weak else "unreviewed survivors"
+        seed, mode = baseline["meta"]["seed"], baseline["meta"]["mode"].split(";")[0] + f"; {what} re-run"
     elif args.ci:
         baseline = json.loads((HERE / "report.json").read_text(encoding="utf-8"))
-        killed = {tuple(r["key"]) for r in baseline["results"] if r["outcome"] in KILLED}
+        # Timed-out mutants count as killed but cost the whole timeout each: CI re-runs the quickly killed ones.
+        killed = {tuple(r["key"]) for r in baseline["results"] if r["outcome"] in KILLED[:2]}
         chosen = [m for m in mutants if m.key in killed][: args.sample or run["ci_sample"]]
         mode = "CI: mutants the last full run killed"
     else:

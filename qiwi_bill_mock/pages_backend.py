@@ -113,7 +113,7 @@ class PagesBackend:
         Raises:
             PageError: 403 for a public key no merchant of this mock has.
         """
-        merchant = self._ctx.service.settings.merchant_by_public_key(public_key)
+        merchant = self._ctx.service.merchant_by_public_key(public_key)
         if merchant is None:
             raise PageError(403, "Unknown publicKey", "No merchant of this mock has this publicKey.")
         return merchant.site_id
