@@ -223,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline = json.loads((HERE / "report.json").read_text(encoding="utf-8"))
         # Timed-out mutants count as killed but cost the whole timeout each: CI re-runs the quickly killed ones.
         killed = {tuple(r["key"]) for r in baseline["results"] if r["outcome"] in KILLED[:2]}
-        chosen = [m for m in mutants if m.key in killed][: args.sample or run["ci_sample"]]
+        # One mutant per key: a key's twin may be the one that hung (two identical edits in one function).
+        first = {m.key: m for m in reversed([m for m in mutants if m.key in killed])}
+        chosen = sorted(first.values())[: args.sample or run["ci_sample"]]
         mode = "CI: mutants the last full run killed"
     else:
         chosen = sorted(random.Random(seed).sample(mutants, min(args.sample or run["sample"], len(mutants))))
