@@ -264,12 +264,15 @@ async def test_not_found_codes(client: httpx.AsyncClient) -> None:
         ("GET", f"{BILLS}/b1/reject", "POST"),
         ("PATCH", f"{BILLS}/b1/refunds/r1", "GET, HEAD, PUT"),
         ("PUT", "/_mock/health", "GET, HEAD"),
+        # The payment form a bill's payUrl names: the pages' router refuses it, with QIWI's body, never a 500.
+        ("DELETE", "/form/?invoice_uid=x", "HEAD, GET"),
     ],
 )
 async def test_wrong_method_is_405_with_allow(client: httpx.AsyncClient, method: str, url: str, allow: str) -> None:
     response = await client.request(method, url, headers=AUTH)
     assert_error(response, 405, "http.method.not.supported")
-    assert response.headers["allow"] == allow
+    # The pages' router (Starlette) lists its methods in no fixed order: compare them as a set.
+    assert set(response.headers["allow"].split(", ")) == set(allow.split(", "))
 
 
 @pytest.mark.parametrize(

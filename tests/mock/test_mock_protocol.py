@@ -21,7 +21,13 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from qiwi_bill_mock.__main__ import parse_args, server_options
-from qiwi_bill_mock.protocol import LimitedHttpToolsProtocol, ServerLimits, _JoiningTransport, descriptor_connection_cap
+from qiwi_bill_mock.protocol import (
+    MAX_HEAD_BYTES,
+    LimitedHttpToolsProtocol,
+    ServerLimits,
+    _JoiningTransport,
+    descriptor_connection_cap,
+)
 from qiwi_bill_mock.testing import MockProcess
 
 
@@ -378,6 +384,22 @@ async def test_host_and_authorization_rules(server: Server, head: bytes, descrip
     assert _statuses(transport.output) == [400]
     assert _error(transport.output)["description"] == description
     assert transport.closed
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /" + b"a" * (MAX_HEAD_BYTES + 1) + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # one long line
+        b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X-Pad: " + b"b" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n",
+    ],
+    ids=["url", "header"],
+)
+async def test_an_oversized_head_gets_431_with_qiwis_body(server: Server, head: bytes) -> None:
+    transport = server.connect()
+    transport.feed(head)
+    await _until_closed(transport)
+    assert _statuses(transport.output) == [431]
+    assert _error(transport.output)["errorCode"] == "http.request.header.too.large"
 
 
 @pytest.mark.parametrize("host", [b"", b"a.example", b"127.0.0.1:8080", b"[::1]:80", b"xn--d1acufc.xn--p1ai"])

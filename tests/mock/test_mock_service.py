@@ -78,6 +78,8 @@ def test_strict_idempotency_refuses_a_different_body(clock: FakeClock) -> None:
     assert strict.create_bill(SITE, "b1", body)[1] is False
     with pytest.raises(BillConflict):
         strict.create_bill(SITE, "b1", draft(clock, amount="11.00"))
+    with pytest.raises(BillConflict):  # any member of the body counts, the customer too
+        strict.create_bill(SITE, "b1", draft(clock, customer={"phone": "79000000000"}))
 
 
 def test_merchants_are_isolated(store: Store, clock: FakeClock) -> None:
